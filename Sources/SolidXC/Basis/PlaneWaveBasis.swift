@@ -1,0 +1,143 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The plane waves of one k-point: all G with |k+G|^2/2 <= ecut.
+public struct KPointBasis {
+    /// Reduced coordinates of k.
+    public let k: Vec3
+    public let weight: Double
+    /// Position of each plane wave on the FFT grid (row-major index, n3 fastest).
+    public let fftIndex: [Int32]
+    /// Reduced integer coordinates of each G.
+    public let millerIndices: [SIMD3<Int32>]
+    /// Cartesian k+G (1/bohr).
+    public let kPlusG: [Vec3]
+    /// |k+G|^2/2 (Ha).
+    public let kinetic: [Double]
+    public var count: Int { fftIndex.count }
+}
+
+/// The discretisation: Ecut, k-points and the FFT grid. Holds the FFT plans (made once).
+public final class PlaneWaveBasis {
+    public let model: Model
+    public let ecut: Double
+    public let kgrid: KGrid
+    public let kpoints: [KPointBasis]
+    public let fftSize: [Int]
+    public let fft: FFTGrid
+    /// Number of grid points, and the volume element Omega/N (bohr^3).
+    public let gridCount: Int
+    public let dv: Double
+    /// |G|^2 and Cartesian G on the FFT grid (G in the centred range of each direction).
+    public let gVectors: [Vec3]
+    public let gNorm2: [Double]
+
+    /// The smallest FFTW-friendly grid (2^a 3^b 5^c per direction) whose box holds the density
+    /// sphere |G| <= 2 sqrt(2 ecut), as ABINIT's boxcutmin 2 does.
+    public static func defaultFFTSize(lattice: Lattice, ecut: Double) -> [Int] {
+        let gmaxDensity = 2 * sqrt(2 * ecut)
+        return (0..<3).map { i in
+            let x = gmaxDensity * norm(lattice.vectors[i]) / (2 * Double.pi)
+            var n = max(Int(ceil(2 * x - 1e-9)), 2 * Int(floor(x)) + 1)
+            while !isFriendly(n) { n += 1 }
+            return n
+        }
+    }
+
+    static func isFriendly(_ n: Int) -> Bool {
+        var m = n
+        for p in [2, 3, 5] { while m % p == 0 { m /= p } }
+        return m == 1
+    }
+
+    /// Rough memory need (bytes) for an SCF with `nbands` bands and a dense eigensolver per thread.
+    public static func memoryEstimate(lattice: Lattice, ecut: Double, nk: Int, nspin: Int, nbands: Int, fftSize: [Int], threads: Int) -> Double {
+        let npw = 4.0 / 3.0 * Double.pi * pow(2 * ecut, 1.5) * lattice.volume / pow(2 * Double.pi, 3) * 1.1 + 50
+        let grid = Double(fftSize.reduce(1, *))
+        let orbitals = Double(nspin * nk) * npw * Double(nbands) * 16
+        let dense = Double(threads) * npw * npw * 16 * 2
+        let grids = grid * Double(nspin) * 8 * 40 + grid * 16 * 8
+        return orbitals + dense + grids
+    }
+
+    public init(model: Model, ecut: Double, kgrid: KGrid, fftSize requested: [Int]?) throws {
+        guard ecut.isFinite, ecut > 0 else {
+            throw SolidXCError.input(field: "ecut", message: "must be a positive number of Hartree, got \(ecut)")
+        }
+        self.model = model
+        self.ecut = ecut
+        self.kgrid = kgrid
+        let lattice = model.lattice
+        let gmaxDensity = 2 * sqrt(2 * ecut)
+        let minimum = (0..<3).map { 2 * Int(floor(gmaxDensity * norm(lattice.vectors[$0]) / (2 * Double.pi))) + 1 }
+        if let requested {
+            guard requested.count == 3, requested.allSatisfy({ $0 > 0 }) else {
+                throw SolidXCError.input(field: "fft_size", message: "expected 3 positive integers, got \(requested)")
+            }
+            for i in 0..<3 where requested[i] < minimum[i] - 1 {
+                throw SolidXCError.input(field: "fft_size", message: "\(requested) is too small for ecut \(ecut) Ha: direction \(i + 1) needs at least \(minimum[i]) points to hold the density sphere")
+            }
+            fftSize = requested
+        } else {
+            fftSize = PlaneWaveBasis.defaultFFTSize(lattice: lattice, ecut: ecut)
+        }
+        let total = fftSize[0] * fftSize[1] * fftSize[2]
+        guard total <= 400 * 400 * 400 else {
+            throw SolidXCError.input(field: "fft_size", message: "grid \(fftSize) has \(total) points, more than this build supports (6.4e7)")
+        }
+        fft = try FFTGrid(fftSize[0], fftSize[1], fftSize[2])
+        gridCount = total
+        dv = lattice.volume / Double(total)
+
+        // G vectors of the full grid, centred: index j -> j if j <= n/2 else j - n.
+        var gv = [Vec3](repeating: .zero, count: total)
+        var g2 = [Double](repeating: 0, count: total)
+        let (n1, n2, n3) = (fftSize[0], fftSize[1], fftSize[2])
+        for i in 0..<n1 {
+            let mi = i <= n1 / 2 ? i : i - n1
+            for j in 0..<n2 {
+                let mj = j <= n2 / 2 ? j : j - n2
+                for l in 0..<n3 {
+                    let ml = l <= n3 / 2 ? l : l - n3
+                    let g = lattice.wavevector(Vec3(Double(mi), Double(mj), Double(ml)))
+                    let idx = (i * n2 + j) * n3 + l
+                    gv[idx] = g
+                    g2[idx] = dot(g, g)
+                }
+            }
+        }
+        gVectors = gv
+        gNorm2 = g2
+
+        // Plane-wave spheres per k.
+        let gmax = sqrt(2 * ecut)
+        let bound = (0..<3).map { Int(ceil(gmax * norm(lattice.vectors[$0]) / (2 * Double.pi))) + 1 }
+        var kbases: [KPointBasis] = []
+        for (kIndex, k) in kgrid.kpoints.enumerated() {
+            var fftIndex: [Int32] = []
+            var miller: [SIMD3<Int32>] = []
+            var kpg: [Vec3] = []
+            var kin: [Double] = []
+            for mi in -bound[0]...bound[0] {
+                for mj in -bound[1]...bound[1] {
+                    for ml in -bound[2]...bound[2] {
+                        let q = lattice.wavevector(k + Vec3(Double(mi), Double(mj), Double(ml)))
+                        let e = 0.5 * dot(q, q)
+                        if e > ecut { continue }
+                        let i = (mi % n1 + n1) % n1, j = (mj % n2 + n2) % n2, l = (ml % n3 + n3) % n3
+                        fftIndex.append(Int32((i * n2 + j) * n3 + l))
+                        miller.append(SIMD3<Int32>(Int32(mi), Int32(mj), Int32(ml)))
+                        kpg.append(q)
+                        kin.append(e)
+                    }
+                }
+            }
+            kbases.append(KPointBasis(k: k, weight: kgrid.weights[kIndex], fftIndex: fftIndex, millerIndices: miller, kPlusG: kpg, kinetic: kin))
+        }
+        kpoints = kbases
+    }
+
+    /// Structure factor of one atom at G: e^{-i G . tau}.
+    @inline(__always) func structureFactor(_ g: Vec3, _ tau: Vec3) -> Complex { Complex.phase(-dot(g, tau)) }
+}

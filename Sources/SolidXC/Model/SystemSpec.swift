@@ -1,0 +1,110 @@
+/// What a user asks to compute, as it arrives from the ABI or from Swift code: plain values,
+/// not yet validated. `Model.init(_:)` validates it and throws `SolidXCError.input` naming the field.
+public struct AtomSpec: Equatable {
+    /// Element symbol, for example "Si".
+    public var element: String
+    /// Cartesian position in bohr.
+    public var position: [Double]
+    public init(element: String, position: [Double]) {
+        self.element = element
+        self.position = position
+    }
+}
+
+/// Which GTH pseudopotential each element uses.
+public enum PseudoSpec: Equatable {
+    /// One table for every element: "gth-pade" (LDA), "gth-pbe", or a path to a CP2K-format file.
+    case table(String)
+    /// Per element: element symbol -> table name or path.
+    case perElement([String: String])
+}
+
+public struct SystemSpec: Equatable {
+    /// Lattice vectors as rows, bohr (3x3).
+    public var lattice: [[Double]]
+    public var atoms: [AtomSpec]
+    public var pseudo: PseudoSpec
+    /// Plane-wave cutoff, Ha: |k+G|^2/2 <= ecut.
+    public var ecut: Double
+    /// Monkhorst-Pack grid sizes (3 positive integers).
+    public var kpts: [Int]
+    /// Shift in ABINIT's convention, k = (n + shift)/N in reduced coordinates.
+    public var kshift: [Double]
+    /// Explicit FFT grid (n1, n2, n3), or nil for the smallest FFTW-friendly grid holding the density sphere.
+    public var fftSize: [Int]?
+    /// Net charge of the cell in electrons' units (+1 removes one electron).
+    public var charge: Double
+
+    public init(lattice: [[Double]], atoms: [AtomSpec], pseudo: PseudoSpec = .table("gth-pade"),
+                ecut: Double, kpts: [Int] = [1, 1, 1], kshift: [Double] = [0, 0, 0],
+                fftSize: [Int]? = nil, charge: Double = 0) {
+        self.lattice = lattice
+        self.atoms = atoms
+        self.pseudo = pseudo
+        self.ecut = ecut
+        self.kpts = kpts
+        self.kshift = kshift
+        self.fftSize = fftSize
+        self.charge = charge
+    }
+}
+
+/// Options of one SCF run.
+public struct SCFOptions: Equatable {
+    /// Functional name understood by `FunctionalRegistry` ("lda,pw", "lda,vwn", "teter", "pbe", or a registered name).
+    public var xc: String = "lda,pw"
+    /// Convergence threshold on the energy change (Ha) between iterations; the density residual
+    /// (integrated |rho_out - rho_in|, electrons) must also fall below `sqrt(tol)`-scaled bounds.
+    public var tol: Double = 1e-9
+    /// Largest number of SCF iterations.
+    public var maxiter: Int = 100
+    /// Number of bands per k-point, or nil for a default (occupied bands + a few).
+    public var nbands: Int? = nil
+    /// Anderson/Pulay mixing damping.
+    public var mixingBeta: Double = 0.7
+    /// Kerker wavevector (1/bohr).
+    public var kerkerQ0: Double = 0.8
+    /// Throw `SolidXCError.convergence` when not converged; otherwise return `converged == false`.
+    public var raiseOnNonconvergence: Bool = true
+    /// Memory ceiling for the up-front estimate, bytes; nil uses the machine's available memory.
+    public var memoryLimitBytes: Double? = nil
+    /// Print one line per SCF iteration to stderr.
+    public var verbose: Bool = false
+    /// Threads over k-points (nil: one per core). Results do not depend on it.
+    public var threads: Int? = nil
+    public init() {}
+}
+
+/// The converged (or last) state of an SCF run. Arrays are flat, row-major, with the stated shapes.
+public struct SCFResult {
+    /// Total (free) energy, Ha per cell.
+    public var energy: Double
+    /// Energy terms in a fixed order: kinetic, local, nonlocal, hartree, xc, ewald, psp_correction (Ha).
+    public var energies: [(name: String, value: Double)]
+    public var nspin: Int
+    public var nkpoints: Int
+    public var nbands: Int
+    /// [nspin][nk][nband], Ha. Convention: the G=0 of the local potential includes the psp core
+    /// term (alpha * N_el / Omega shifts every eigenvalue), as Quantum ESPRESSO and PySCF do.
+    public var eigenvalues: [Double]
+    /// [nspin][nk][nband], electrons per state (2 without spin).
+    public var occupations: [Double]
+    /// [nk][3], reduced coordinates.
+    public var kpoints: [Double]
+    /// [nk], summing to 1.
+    public var kweights: [Double]
+    /// Fermi level (Ha): the highest occupied eigenvalue for insulators without smearing.
+    public var fermiLevel: Double
+    /// [nspin][n1][n2][n3], electrons/bohr^3.
+    public var density: [Double]
+    public var fftSize: [Int]
+    public var converged: Bool
+    public var iterations: Int
+    /// Energy change per iteration.
+    public var energyHistory: [Double]
+    /// Density residual per iteration: integral of |rho_out - rho_in| (electrons).
+    public var residualHistory: [Double]
+    /// Cell volume, bohr^3.
+    public var volume: Double
+    public var nelectrons: Double
+}

@@ -1,0 +1,125 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Kerker-preconditioned Anderson (Pulay) mixing of the density.
+/// The preconditioned residual is P R = F^{-1}[ G^2/(G^2 + q0^2) R(G) ] on the spin-summed part
+/// (the magnetisation part is mixed unpreconditioned), and Anderson extrapolates over the last
+/// `history` iterates.
+public final class AndersonKerkerMixer {
+    let basis: PlaneWaveBasis
+    let beta: Double
+    let q0: Double
+    let history: Int
+    var inputs: [[Double]] = []
+    var residuals: [[Double]] = []
+
+    public init(basis: PlaneWaveBasis, beta: Double, q0: Double, history: Int = 10) {
+        self.basis = basis
+        self.beta = beta
+        self.q0 = q0
+        self.history = history
+    }
+
+    func precondition(_ r: [Double], nspin: Int) -> [Double] {
+        let n = basis.gridCount
+        var total = [Double](repeating: 0, count: n)
+        for s in 0..<nspin { for i in 0..<n { total[i] += r[s * n + i] } }
+        var tg = basis.fft.forward(real: total)
+        let q2 = q0 * q0
+        for i in 0..<n {
+            let g2 = basis.gNorm2[i]
+            tg[i] = (g2 / (g2 + q2)) * tg[i]
+        }
+        let pt = basis.fft.backwardReal(tg)
+        if nspin == 1 { return pt }
+        var out = [Double](repeating: 0, count: 2 * n)
+        for i in 0..<n {
+            let m = r[i] - r[n + i]
+            out[i] = 0.5 * (pt[i] + m)
+            out[n + i] = 0.5 * (pt[i] - m)
+        }
+        return out
+    }
+
+    /// Next input density from the current input and output densities.
+    public func next(rhoIn: [Double], rhoOut: [Double], nspin: Int) -> [Double] {
+        let count = rhoIn.count
+        var r = [Double](repeating: 0, count: count)
+        for i in 0..<count { r[i] = rhoOut[i] - rhoIn[i] }
+        let f = precondition(r, nspin: nspin)
+        inputs.append(rhoIn)
+        residuals.append(f)
+        if inputs.count > history + 1 {
+            inputs.removeFirst()
+            residuals.removeFirst()
+        }
+        let m = inputs.count - 1
+        var x = rhoIn
+        for i in 0..<count { x[i] += beta * f[i] }
+        guard m > 0 else { return x }
+        // Least squares: minimise |f - sum_j gamma_j (f - f_j)|^2 over the history.
+        var df: [[Double]] = []
+        var dx: [[Double]] = []
+        for j in 0..<m {
+            var a = [Double](repeating: 0, count: count)
+            var b = [Double](repeating: 0, count: count)
+            for i in 0..<count {
+                a[i] = f[i] - residuals[j][i]
+                b[i] = rhoIn[i] - inputs[j][i]
+            }
+            df.append(a)
+            dx.append(b)
+        }
+        var gram = [Double](repeating: 0, count: m * m)
+        var rhs = [Double](repeating: 0, count: m)
+        for a in 0..<m {
+            for b in a..<m {
+                var s = 0.0
+                for i in 0..<count { s += df[a][i] * df[b][i] }
+                gram[a * m + b] = s
+                gram[b * m + a] = s
+            }
+            var s = 0.0
+            for i in 0..<count { s += df[a][i] * f[i] }
+            rhs[a] = s
+        }
+        guard let gamma = AndersonKerkerMixer.solveRegularised(gram, rhs, m) else { return x }
+        for j in 0..<m {
+            let g = gamma[j]
+            for i in 0..<count { x[i] -= g * (dx[j][i] + beta * df[j][i]) }
+        }
+        return x
+    }
+
+    /// Solves (A + eps*trace/m I) x = b by Gaussian elimination with partial pivoting.
+    static func solveRegularised(_ a0: [Double], _ b0: [Double], _ m: Int) -> [Double]? {
+        var a = a0
+        var b = b0
+        var trace = 0.0
+        for i in 0..<m { trace += a[i * m + i] }
+        guard trace > 0, trace.isFinite else { return nil }
+        for i in 0..<m { a[i * m + i] += 1e-10 * trace / Double(m) }
+        for col in 0..<m {
+            var pivot = col
+            for r in col..<m where abs(a[r * m + col]) > abs(a[pivot * m + col]) { pivot = r }
+            if abs(a[pivot * m + col]) < 1e-300 { return nil }
+            if pivot != col {
+                for c in 0..<m { a.swapAt(col * m + c, pivot * m + c) }
+                b.swapAt(col, pivot)
+            }
+            for r in (col + 1)..<m {
+                let factor = a[r * m + col] / a[col * m + col]
+                for c in col..<m { a[r * m + c] -= factor * a[col * m + c] }
+                b[r] -= factor * b[col]
+            }
+        }
+        var x = [Double](repeating: 0, count: m)
+        for r in stride(from: m - 1, through: 0, by: -1) {
+            var s = b[r]
+            for c in (r + 1)..<m { s -= a[r * m + c] * x[c] }
+            x[r] = s / a[r * m + r]
+        }
+        return x.allSatisfy({ $0.isFinite }) ? x : nil
+    }
+}

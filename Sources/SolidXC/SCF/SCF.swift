@@ -1,0 +1,283 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
+import CSolidXCDeps
+
+/// The self-consistent field: diagonalise H[rho_in] per k, build rho_out, mix, repeat until
+/// both the energy change and the density residual are below tolerance.
+public final class SelfConsistentField {
+    public let basis: PlaneWaveBasis
+    public let terms: [Term]
+    public let options: SCFOptions
+    public let nspin: Int
+    public let nbands: Int
+    let threads: Int
+
+    public init(basis: PlaneWaveBasis, functional: Functional, options: SCFOptions) throws {
+        self.basis = basis
+        self.options = options
+        nspin = 1
+        let nelectrons = basis.model.nelectrons
+        let nocc = Int((nelectrons / 2).rounded(.up))
+        if let nb = options.nbands {
+            guard nb >= 1 else { throw SolidXCError.input(field: "nbands", message: "must be positive, got \(nb)") }
+            nbands = nb
+        } else {
+            nbands = nocc + max(4, nocc / 5)
+        }
+        let minNpw = basis.kpoints.map { $0.count }.min() ?? 0
+        guard nbands <= minNpw else {
+            throw SolidXCError.input(field: "ecut", message: "ecut \(basis.ecut) Ha gives only \(minNpw) plane waves at some k-point, fewer than the \(nbands) bands needed; raise ecut")
+        }
+        terms = [Kinetic(basis: basis), LocalPseudo(basis: basis), NonlocalPseudo(basis: basis),
+                 Hartree(basis: basis), Xc(basis: basis, functional: functional),
+                 EwaldTerm(model: basis.model), PspCorrection(model: basis.model)]
+        threads = max(1, min(options.threads ?? SelfConsistentField.processorCount(), basis.kpoints.count))
+    }
+
+    static func processorCount() -> Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+
+    /// Superposition of atomic Gaussians holding Z_ion electrons each, normalised to N_el.
+    func initialDensity() -> [Double] {
+        let model = basis.model
+        let n = basis.gridCount
+        var rhoG = [Complex](repeating: .zero, count: n)
+        for atom in model.atoms {
+            let width = max(0.5, 3 * atom.pseudo.rloc)
+            for i in 0..<n {
+                let g2 = basis.gNorm2[i]
+                let amp = atom.pseudo.zion * exp(-0.5 * g2 * width * width) / model.lattice.volume
+                if amp < 1e-14 * atom.pseudo.zion { continue }
+                rhoG[i] += amp * basis.structureFactor(basis.gVectors[i], atom.position)
+            }
+        }
+        var rho = basis.fft.backwardReal(rhoG).map { max($0, 0) }
+        normalise(&rho)
+        var out = [Double](repeating: 0, count: nspin * n)
+        for s in 0..<nspin { for i in 0..<n { out[s * n + i] = rho[i] / Double(nspin) } }
+        return out
+    }
+
+    func normalise(_ rho: inout [Double]) {
+        let total = rho.reduce(0, +) * basis.dv
+        if total > 0 {
+            let scale = basis.model.nelectrons / total
+            for i in rho.indices { rho[i] *= scale }
+        }
+    }
+
+    /// Total local potential [nspin][N] at density rho, from every term that has one.
+    func localPotential(rho: [Double], state: SCFState) throws -> [Double] {
+        var v = [Double](repeating: 0, count: nspin * basis.gridCount)
+        var s = state
+        s.rho = rho
+        for term in terms {
+            if let p = try term.evaluate(s).potential {
+                for i in 0..<v.count { v[i] += p[i] }
+            }
+        }
+        return v
+    }
+
+    /// Diagonalises H(k, spin) densely for every (spin, k); k-points run in parallel.
+    func diagonalise(potential: [Double]) throws -> (orbitals: [[Complex]], eigenvalues: [[Double]]) {
+        let nk = basis.kpoints.count
+        let n = basis.gridCount
+        var orbitals = [[Complex]](repeating: [], count: nspin * nk)
+        var eigenvalues = [[Double]](repeating: [], count: nspin * nk)
+        var errors = [SolidXCError?](repeating: nil, count: nspin * nk)
+        // V(G) of each spin channel for the matrix elements V(G - G').
+        let vG: [[Complex]] = (0..<nspin).map { s in basis.fft.forward(real: Array(potential[(s * n)..<((s + 1) * n)])) }
+        let (n1, n2, n3) = basis.fft.size
+        let jobs = nspin * nk
+        let lock = Lock()
+        openblas_set_num_threads(1)
+        DispatchQueue.concurrentPerform(iterations: threads) { worker in
+            var job = worker
+            while job < jobs {
+                let s = job / nk
+                let k = job % nk
+                let kb = basis.kpoints[k]
+                let npw = kb.count
+                var h = [Complex](repeating: .zero, count: npw * npw)
+                let miller = kb.millerIndices
+                vG[s].withUnsafeBufferPointer { v in
+                    h.withUnsafeMutableBufferPointer { hp in
+                        for col in 0..<npw {
+                            let gc = miller[col]
+                            for row in 0...col {
+                                let d = miller[row] &- gc
+                                let i = (Int(d.x) % n1 + n1) % n1
+                                let j = (Int(d.y) % n2 + n2) % n2
+                                let l = (Int(d.z) % n3 + n3) % n3
+                                hp[col * npw + row] = v[(i * n2 + j) * n3 + l]
+                            }
+                        }
+                        for term in terms { term.addDenseOperator(k: k, spin: s, matrix: hp.baseAddress!, npw: npw) }
+                    }
+                }
+                do {
+                    let (values, vectors) = try DenseEigen.lowest(&h, n: npw, count: nbands)
+                    lock.withLock {
+                        orbitals[job] = vectors
+                        eigenvalues[job] = values
+                    }
+                } catch let e as SolidXCError {
+                    lock.withLock { errors[job] = e }
+                } catch {
+                    lock.withLock { errors[job] = .numerical(message: "\(error)") }
+                }
+                job += threads
+            }
+        }
+        if let e = errors.compactMap({ $0 }).first { throw e }
+        return (orbitals, eigenvalues)
+    }
+
+    /// rho_s(r) = sum_k w_k sum_n f_n |psi_nk(r)|^2 / Omega. Partial densities per k are summed
+    /// in k order, so the result does not depend on the thread count.
+    func density(orbitals: [[Complex]], occupations: [[Double]]) -> [Double] {
+        let nk = basis.kpoints.count
+        let n = basis.gridCount
+        var rho = [Double](repeating: 0, count: nspin * n)
+        let omega = basis.model.lattice.volume
+        let jobs = nspin * nk
+        var start = 0
+        while start < jobs {
+            let batch = min(threads, jobs - start)
+            var partial = [[Double]](repeating: [], count: batch)
+            let lock = Lock()
+            DispatchQueue.concurrentPerform(iterations: batch) { b in
+                let job = start + b
+                let k = job % nk
+                let kb = basis.kpoints[k]
+                let npw = kb.count
+                var acc = [Double](repeating: 0, count: n)
+                var box = [Complex](repeating: .zero, count: n)
+                var real = [Complex](repeating: .zero, count: n)
+                let psi = orbitals[job]
+                let occ = occupations[job]
+                for band in 0..<nbands where occ[band] != 0 {
+                    for i in 0..<n { box[i] = .zero }
+                    for g in 0..<npw { box[Int(kb.fftIndex[g])] = psi[band * npw + g] }
+                    box.withUnsafeBufferPointer { a in real.withUnsafeMutableBufferPointer { o in basis.fft.backward(a.baseAddress!, o.baseAddress!) } }
+                    let f = kb.weight * occ[band] / omega
+                    for i in 0..<n { acc[i] += f * real[i].norm2 }
+                }
+                lock.withLock { partial[b] = acc }
+            }
+            for b in 0..<batch {
+                let s = (start + b) / nk
+                for i in 0..<n { rho[s * n + i] += partial[b][i] }
+            }
+            start += batch
+        }
+        return rho
+    }
+
+    public func run() throws -> SCFResult {
+        let n = basis.gridCount
+        let nk = basis.kpoints.count
+        let mixer = AndersonKerkerMixer(basis: basis, beta: options.mixingBeta, q0: options.kerkerQ0)
+        var rhoIn = initialDensity()
+        var state = SCFState(rho: rhoIn, nspin: nspin, orbitals: [], occupations: [], nbands: nbands)
+        var energyHistory: [Double] = []
+        var residualHistory: [Double] = []
+        var lastEnergy = Double.nan
+        var converged = false
+        var iterations = 0
+        var energies: [(name: String, value: Double)] = []
+        var eigenvalues: [[Double]] = []
+        var fermi = 0.0
+        var rhoOut = rhoIn
+        let densityTolerance = max(options.tol.squareRoot(), 1e-12) * basis.model.nelectrons
+        while iterations < options.maxiter {
+            iterations += 1
+            let v = try localPotential(rho: rhoIn, state: state)
+            let (orbitals, eps) = try diagonalise(potential: v)
+            let (occ, ef) = try Occupation.insulating(eigenvalues: eps, nelectrons: basis.model.nelectrons, nspin: nspin, nbands: nbands)
+            rhoOut = density(orbitals: orbitals, occupations: occ)
+            state = SCFState(rho: rhoOut, nspin: nspin, orbitals: orbitals, occupations: occ, nbands: nbands)
+            energies = try terms.map { ($0.name, try $0.evaluate(state).energy) }
+            let energy = energies.reduce(0) { $0 + $1.value }
+            var residual = 0.0
+            for i in 0..<rhoIn.count { residual += abs(rhoOut[i] - rhoIn[i]) }
+            residual *= basis.dv
+            guard energy.isFinite, residual.isFinite else {
+                throw SolidXCError.convergence(message: "scf: energy or density became non-finite at iteration \(iterations)", history: residualHistory)
+            }
+            let change = abs(energy - lastEnergy)
+            energyHistory.append(energy - (lastEnergy.isNaN ? 0 : lastEnergy))
+            residualHistory.append(residual)
+            if options.verbose {
+                fputs("scf \(iterations): E = \(energy) Ha, dE = \(change), |drho| = \(residual)\n", stderr)
+            }
+            lastEnergy = energy
+            eigenvalues = eps
+            fermi = ef
+            if change < options.tol && residual < densityTolerance {
+                converged = true
+                break
+            }
+            rhoIn = mixer.next(rhoIn: rhoIn, rhoOut: rhoOut, nspin: nspin)
+            normalise(&rhoIn)
+        }
+        if !converged && options.raiseOnNonconvergence {
+            throw SolidXCError.convergence(message: "scf: not converged after \(iterations) iterations (tol \(options.tol) Ha; last energy change \(energyHistory.last.map { abs($0) } ?? .nan) Ha, density residual \(residualHistory.last ?? .nan) electrons)", history: residualHistory)
+        }
+        let occupations = state.occupations
+        return SCFResult(energy: lastEnergy, energies: energies, nspin: nspin, nkpoints: nk, nbands: nbands,
+                         eigenvalues: Array(eigenvalues.joined()), occupations: Array(occupations.joined()),
+                         kpoints: basis.kpoints.flatMap { [$0.k.x, $0.k.y, $0.k.z] }, kweights: basis.kpoints.map { $0.weight },
+                         fermiLevel: fermi, density: rhoOut, fftSize: basis.fftSize, converged: converged, iterations: iterations,
+                         energyHistory: energyHistory, residualHistory: residualHistory, volume: basis.model.lattice.volume,
+                         nelectrons: basis.model.nelectrons)
+    }
+}
+
+/// Memory available to this process (bytes), from /proc/meminfo's MemAvailable.
+func availableMemoryBytes() -> Double? {
+    guard let file = fopen("/proc/meminfo", "r") else { return nil }
+    defer { fclose(file) }
+    var line = [CChar](repeating: 0, count: 256)
+    while fgets(&line, 256, file) != nil {
+        let text = String(cString: line)
+        if text.hasPrefix("MemAvailable:") {
+            let digits = text.split(separator: " ").compactMap { Double($0) }
+            if let kb = digits.first { return kb * 1024 }
+        }
+    }
+    return nil
+}
+
+/// Validates the input, refuses calculations that would not fit in memory, and runs the SCF.
+public func runSCF(system: SystemSpec, options: SCFOptions) throws -> SCFResult {
+    guard options.tol.isFinite, options.tol > 0 else {
+        throw SolidXCError.input(field: "tol", message: "must be a positive number, got \(options.tol)")
+    }
+    guard options.maxiter >= 1, options.maxiter <= 100_000 else {
+        throw SolidXCError.input(field: "maxiter", message: "must be between 1 and 100000, got \(options.maxiter)")
+    }
+    guard options.mixingBeta.isFinite, options.mixingBeta > 0, options.mixingBeta <= 1 else {
+        throw SolidXCError.input(field: "mixing_beta", message: "must be in (0, 1], got \(options.mixingBeta)")
+    }
+    let functional = try FunctionalRegistry.shared.make(options.xc)
+    guard system.ecut.isFinite, system.ecut > 0 else {
+        throw SolidXCError.input(field: "ecut", message: "must be a positive number of Hartree, got \(system.ecut)")
+    }
+    let model = try Model(system)
+    let kgrid = try KGrid(size: system.kpts, shift: system.kshift)
+    let fftSize = system.fftSize ?? PlaneWaveBasis.defaultFFTSize(lattice: model.lattice, ecut: system.ecut)
+    let nbands = options.nbands ?? Int((model.nelectrons / 2).rounded(.up)) + 4
+    let threads = max(1, min(options.threads ?? SelfConsistentField.processorCount(), kgrid.kpoints.count))
+    let need = PlaneWaveBasis.memoryEstimate(lattice: model.lattice, ecut: system.ecut, nk: kgrid.kpoints.count, nspin: 1,
+                                             nbands: nbands, fftSize: fftSize, threads: threads)
+    let limit = options.memoryLimitBytes ?? availableMemoryBytes() ?? 8e9
+    guard need <= limit else {
+        throw SolidXCError.memory(message: "ecut: this calculation needs about \(Int(need / 1e6)) MB but only \(Int(limit / 1e6)) MB are available; lower ecut or the k-grid")
+    }
+    let basis = try PlaneWaveBasis(model: model, ecut: system.ecut, kgrid: kgrid, fftSize: system.fftSize)
+    let scf = try SelfConsistentField(basis: basis, functional: functional, options: options)
+    return try scf.run()
+}

@@ -1,0 +1,172 @@
+/// Exchange-correlation energy integral e_xc(rho, sigma) dr on the FFT grid. GGA gradients and
+/// the divergence in the potential V_s = vrho_s - div(sum_t c_st vsigma_st grad rho_t) are taken
+/// by FFT.
+public final class Xc: Term {
+    public let name = "xc"
+    let basis: PlaneWaveBasis
+    public let functional: Functional
+
+    public init(basis: PlaneWaveBasis, functional: Functional) {
+        self.basis = basis
+        self.functional = functional
+    }
+
+    /// Cartesian gradient of a real grid function: 3 arrays of N.
+    func gradient(_ f: UnsafeBufferPointer<Double>) -> [[Double]] {
+        let n = basis.gridCount
+        var fr = [Complex](repeating: .zero, count: n)
+        for i in 0..<n { fr[i].re = f[i] }
+        var fg = [Complex](repeating: .zero, count: n)
+        fr.withUnsafeBufferPointer { a in fg.withUnsafeMutableBufferPointer { b in basis.fft.forward(a.baseAddress!, b.baseAddress!) } }
+        var out: [[Double]] = []
+        var tmp = [Complex](repeating: .zero, count: n)
+        for c in 0..<3 {
+            for i in 0..<n {
+                let g = basis.gVectors[i][c]
+                tmp[i] = Complex(-g * fg[i].im, g * fg[i].re)  // i G f(G)
+            }
+            out.append(basis.fft.backwardReal(tmp))
+        }
+        return out
+    }
+
+    /// Divergence of a real vector field given as 3 arrays of N.
+    func divergence(_ field: [[Double]]) -> [Double] {
+        let n = basis.gridCount
+        var acc = [Complex](repeating: .zero, count: n)
+        for c in 0..<3 {
+            let fg = basis.fft.forward(real: field[c])
+            for i in 0..<n {
+                let g = basis.gVectors[i][c]
+                acc[i].re += -g * fg[i].im
+                acc[i].im += g * fg[i].re
+            }
+        }
+        return basis.fft.backwardReal(acc)
+    }
+
+    /// sigma blocks (1 or 3 of N) from the gradients of each spin density.
+    func sigmas(_ grads: [[[Double]]], nspin: Int) -> [Double] {
+        let n = basis.gridCount
+        let pairs = nspin == 1 ? [(0, 0)] : [(0, 0), (0, 1), (1, 1)]
+        var sigma = [Double](repeating: 0, count: pairs.count * n)
+        for (p, (s, t)) in pairs.enumerated() {
+            for i in 0..<n {
+                sigma[p * n + i] = grads[s][0][i] * grads[t][0][i] + grads[s][1][i] * grads[t][1][i] + grads[s][2][i] * grads[t][2][i]
+            }
+        }
+        return sigma
+    }
+
+    func spinGradients(_ rho: [Double], nspin: Int) -> [[[Double]]] {
+        let n = basis.gridCount
+        return (0..<nspin).map { s in rho.withUnsafeBufferPointer { gradient(UnsafeBufferPointer(rebasing: $0[(s * n)..<((s + 1) * n)])) } }
+    }
+
+    /// Adds -div(sum_t c_st w_st grad rho_t) to v_s, where w are vsigma-like blocks
+    /// (c = 2 on the diagonal, 1 off it) and `grads` the density gradients.
+    func addGradientCorrection(_ v: inout [Double], w: [Double], grads: [[[Double]]], nspin: Int) {
+        let n = basis.gridCount
+        for s in 0..<nspin {
+            var field = [[Double]](repeating: [Double](repeating: 0, count: n), count: 3)
+            for t in 0..<nspin {
+                let (block, factor): (Int, Double) = nspin == 1 ? (0, 2) : (s == t ? (s == 0 ? 0 : 2, 2) : (1, 1))
+                for c in 0..<3 { for i in 0..<n { field[c][i] += factor * w[block * n + i] * grads[t][c][i] } }
+            }
+            let div = divergence(field)
+            for i in 0..<n { v[s * n + i] -= div[i] }
+        }
+    }
+
+    public func evaluate(_ state: SCFState) throws -> TermEvaluation {
+        let n = basis.gridCount
+        let nspin = state.nspin
+        let gga = functional.family == .gga
+        let grads = gga ? spinGradients(state.rho, nspin: nspin) : []
+        let sigma = gga ? sigmas(grads, nspin: nspin) : []
+        var e = [Double](repeating: 0, count: n)
+        var vrho = [Double](repeating: 0, count: nspin * n)
+        var vsigma = [Double](repeating: 0, count: gga ? (nspin == 1 ? n : 3 * n) : 0)
+        try state.rho.withUnsafeBufferPointer { r in
+            try sigma.withUnsafeBufferPointer { sg in
+                try e.withUnsafeMutableBufferPointer { ep in
+                    try vrho.withUnsafeMutableBufferPointer { vr in
+                        try vsigma.withUnsafeMutableBufferPointer { vs in
+                            try functional.evaluate(nspin: nspin, npoints: n, rho: r.baseAddress!, sigma: gga ? sg.baseAddress : nil,
+                                                    e: ep.baseAddress!, vrho: vr.baseAddress!, vsigma: gga ? vs.baseAddress : nil)
+                        }
+                    }
+                }
+            }
+        }
+        var energy = 0.0
+        for i in 0..<n { energy += e[i] }
+        energy *= basis.dv
+        for x in vrho where !x.isFinite {
+            throw SolidXCError.callback(message: "xc: functional '\(functional.name)' returned a non-finite potential")
+        }
+        guard energy.isFinite else {
+            throw SolidXCError.callback(message: "xc: functional '\(functional.name)' returned a non-finite energy")
+        }
+        var v = vrho
+        if gga { addGradientCorrection(&v, w: vsigma, grads: grads, nspin: nspin) }
+        return TermEvaluation(energy: energy, potential: v)
+    }
+
+    public func applyKernel(rho: [Double], drho: [Double], nspin: Int) throws -> [Double]? {
+        let n = basis.gridCount
+        let gga = functional.family == .gga
+        let grads = gga ? spinGradients(rho, nspin: nspin) : []
+        let sigma = gga ? sigmas(grads, nspin: nspin) : []
+        let dgrads = gga ? spinGradients(drho, nspin: nspin) : []
+        // dsigma_st = grad rho_s . grad drho_t + grad drho_s . grad rho_t
+        var dsigma = [Double](repeating: 0, count: sigma.count)
+        if gga {
+            let pairs = nspin == 1 ? [(0, 0)] : [(0, 0), (0, 1), (1, 1)]
+            for (p, (s, t)) in pairs.enumerated() {
+                for i in 0..<n {
+                    var x = 0.0
+                    for c in 0..<3 { x += grads[s][c][i] * dgrads[t][c][i] + dgrads[s][c][i] * grads[t][c][i] }
+                    dsigma[p * n + i] = x
+                }
+            }
+        }
+        var dvrho = [Double](repeating: 0, count: nspin * n)
+        var dvsigma = [Double](repeating: 0, count: sigma.count)
+        try rho.withUnsafeBufferPointer { r in
+            try sigma.withUnsafeBufferPointer { sg in
+                try drho.withUnsafeBufferPointer { dr in
+                    try dsigma.withUnsafeBufferPointer { ds in
+                        try dvrho.withUnsafeMutableBufferPointer { dv in
+                            try dvsigma.withUnsafeMutableBufferPointer { dvs in
+                                try functional.applyKernel(nspin: nspin, npoints: n, rho: r.baseAddress!, sigma: gga ? sg.baseAddress : nil,
+                                                           drho: dr.baseAddress!, dsigma: gga ? ds.baseAddress : nil,
+                                                           dvrho: dv.baseAddress!, dvsigma: gga ? dvs.baseAddress : nil)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        guard gga else { return dvrho }
+        // d[-div(c w grad rho)] = -div(c dw grad rho) - div(c w grad drho)
+        var vsigma = [Double](repeating: 0, count: sigma.count)
+        var e = [Double](repeating: 0, count: n)
+        var vrho = [Double](repeating: 0, count: nspin * n)
+        try rho.withUnsafeBufferPointer { r in
+            try sigma.withUnsafeBufferPointer { sg in
+                try e.withUnsafeMutableBufferPointer { ep in
+                    try vrho.withUnsafeMutableBufferPointer { vr in
+                        try vsigma.withUnsafeMutableBufferPointer { vs in
+                            try functional.evaluate(nspin: nspin, npoints: n, rho: r.baseAddress!, sigma: sg.baseAddress,
+                                                    e: ep.baseAddress!, vrho: vr.baseAddress!, vsigma: vs.baseAddress)
+                        }
+                    }
+                }
+            }
+        }
+        addGradientCorrection(&dvrho, w: dvsigma, grads: grads, nspin: nspin)
+        addGradientCorrection(&dvrho, w: vsigma, grads: dgrads, nspin: nspin)
+        return dvrho
+    }
+}

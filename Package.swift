@@ -15,7 +15,7 @@ let package = Package(
             dependencies: ["CSolidXCDeps"],
             exclude: ["README.md", "Crystal/README.md", "Pseudo/README.md", "Basis/README.md",
                       "Terms/README.md", "XC/README.md", "SCF/README.md", "LinearAlgebra/README.md",
-                      "Response/README.md", "Postprocess/README.md"],
+                      "Response/README.md", "Postprocess/README.md", "Pseudo/tools"],
             swiftSettings: [.unsafeFlags(["-O"])]
         ),
         .target(name: "SolidXCABI", dependencies: ["SolidXC"]),

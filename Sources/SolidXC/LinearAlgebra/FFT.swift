@@ -79,13 +79,21 @@ public final class FFTGrid {
     }
 }
 
-/// A pthread mutex with a Swift face.
+/// A pthread mutex with a Swift face. The mutex lives in its own allocation: `&property` on a
+/// class property may hand C a temporary copy, which would make the lock a no-op.
 final class Lock {
-    private var mutex = pthread_mutex_t()
-    init() { pthread_mutex_init(&mutex, nil) }
-    deinit { pthread_mutex_destroy(&mutex) }
-    func lock() { pthread_mutex_lock(&mutex) }
-    func unlock() { pthread_mutex_unlock(&mutex) }
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    init() {
+        mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+        mutex.initialize(to: pthread_mutex_t())
+        pthread_mutex_init(mutex, nil)
+    }
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+    func lock() { pthread_mutex_lock(mutex) }
+    func unlock() { pthread_mutex_unlock(mutex) }
     func withLock<T>(_ body: () throws -> T) rethrows -> T {
         lock()
         defer { unlock() }

@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Dispatch
 import CSolidXCDeps
 
 /// The self-consistent field: diagonalise H[rho_in] per k, build rho_out, mix, repeat until
@@ -73,66 +72,70 @@ public final class SelfConsistentField {
         var s = state
         s.rho = rho
         for term in terms {
-            if let p = try term.evaluate(s).potential {
+            if let p = try term.localPotential(s) {
                 for i in 0..<v.count { v[i] += p[i] }
             }
         }
         return v
     }
 
-    /// Diagonalises H(k, spin) densely for every (spin, k); k-points run in parallel.
-    func diagonalise(potential: [Double]) throws -> (orbitals: [[Complex]], eigenvalues: [[Double]]) {
+    /// Plane-wave counts up to this are diagonalised densely (Jacobi); larger bases use LOBPCG.
+    static let denseLimit = 150
+
+    /// The lowest `nbands` eigenpairs of H(k, spin) for every (spin, k), in parallel over k.
+    /// Large bases use LOBPCG warm-started from `previous`; small ones a dense pure-Swift Jacobi
+    /// solve. LAPACK's zheevr is not used here: Debian's OpenBLAS 0.3.21 crashes inside it
+    /// (zlatrd -> zgemv_n) for some matrix sizes on AVX-512 CPUs (reproduced in C for n = 300
+    /// and 389), and a crash would take the user's process down.
+    func diagonalise(potential: [Double], previous: [[Complex]], tol: Double) throws -> (orbitals: [[Complex]], eigenvalues: [[Double]], iterations: Int) {
         let nk = basis.kpoints.count
         let n = basis.gridCount
-        var orbitals = [[Complex]](repeating: [], count: nspin * nk)
-        var eigenvalues = [[Double]](repeating: [], count: nspin * nk)
-        var errors = [SolidXCError?](repeating: nil, count: nspin * nk)
-        // V(G) of each spin channel for the matrix elements V(G - G').
-        let vG: [[Complex]] = (0..<nspin).map { s in basis.fft.forward(real: Array(potential[(s * n)..<((s + 1) * n)])) }
-        let (n1, n2, n3) = basis.fft.size
         let jobs = nspin * nk
+        var orbitals = [[Complex]](repeating: [], count: jobs)
+        var eigenvalues = [[Double]](repeating: [], count: jobs)
+        var iterations = [Int](repeating: 0, count: jobs)
         let lock = Lock()
         openblas_set_num_threads(1)
-        DispatchQueue.concurrentPerform(iterations: threads) { worker in
-            var job = worker
-            while job < jobs {
-                let s = job / nk
-                let k = job % nk
-                let kb = basis.kpoints[k]
-                let npw = kb.count
-                var h = [Complex](repeating: .zero, count: npw * npw)
-                let miller = kb.millerIndices
-                vG[s].withUnsafeBufferPointer { v in
-                    h.withUnsafeMutableBufferPointer { hp in
-                        for col in 0..<npw {
-                            let gc = miller[col]
-                            for row in 0...col {
-                                let d = miller[row] &- gc
-                                let i = (Int(d.x) % n1 + n1) % n1
-                                let j = (Int(d.y) % n2 + n2) % n2
-                                let l = (Int(d.z) % n3 + n3) % n3
-                                hp[col * npw + row] = v[(i * n2 + j) * n3 + l]
-                            }
-                        }
-                        for term in terms { term.addDenseOperator(k: k, spin: s, matrix: hp.baseAddress!, npw: npw) }
+        let needDense = (0..<jobs).contains { basis.kpoints[$0 % nk].count <= max(SelfConsistentField.denseLimit, 3 * nbands) }
+        let vG: [[Complex]] = needDense ? (0..<nspin).map { sp in basis.fft.forward(real: Array(potential[(sp * n)..<((sp + 1) * n)])) } : []
+        potential.withUnsafeBufferPointer { vp in
+            let workers = min(threads, jobs)
+            parallelWorkers(workers) { [self] worker in
+                var job = worker
+                while job < jobs {
+                    let s = job / nk
+                    let kb = basis.kpoints[job % nk]
+                    let h = HamiltonianBlock(basis: basis, k: job % nk, spin: s,
+                                             potential: UnsafeBufferPointer(rebasing: vp[(s * n)..<((s + 1) * n)]), terms: terms)
+                    var values: [Double]
+                    var vectors: [Complex]
+                    var count = 0
+                    if kb.count <= max(SelfConsistentField.denseLimit, 3 * nbands) {
+                        let (allValues, allVectors) = SmallEigen.hermitian(h.denseMatrix(potentialG: vG[s]), n: kb.count)
+                        values = Array(allValues.prefix(nbands))
+                        vectors = Array(allVectors.prefix(kb.count * nbands))
+                    } else {
+                        let solver = LOBPCG(n: kb.count, m: nbands, apply: { h.apply($0, nvec: $1) }, kinetic: kb.kinetic)
+                        let start = previous.count == jobs && previous[job].count == kb.count * nbands
+                            ? previous[job] : [Complex](repeating: .zero, count: kb.count * nbands)
+                        let result = solver.run(initial: start, tol: tol, maxiter: 200)
+                        values = result.values
+                        vectors = result.vectors
+                        count = result.iterations
                     }
-                }
-                do {
-                    let (values, vectors) = try DenseEigen.lowest(&h, n: npw, count: nbands)
                     lock.withLock {
                         orbitals[job] = vectors
                         eigenvalues[job] = values
+                        iterations[job] = count
                     }
-                } catch let e as SolidXCError {
-                    lock.withLock { errors[job] = e }
-                } catch {
-                    lock.withLock { errors[job] = .numerical(message: "\(error)") }
+                    job += workers
                 }
-                job += threads
             }
         }
-        if let e = errors.compactMap({ $0 }).first { throw e }
-        return (orbitals, eigenvalues)
+        for job in 0..<jobs where eigenvalues[job].count != nbands {
+            throw SolidXCError.numerical(message: "eigensolver: found \(eigenvalues[job].count) of \(nbands) bands at k-point \(job % nk)")
+        }
+        return (orbitals, eigenvalues, iterations.max() ?? 0)
     }
 
     /// rho_s(r) = sum_k w_k sum_n f_n |psi_nk(r)|^2 / Omega. Partial densities per k are summed
@@ -148,7 +151,7 @@ public final class SelfConsistentField {
             let batch = min(threads, jobs - start)
             var partial = [[Double]](repeating: [], count: batch)
             let lock = Lock()
-            DispatchQueue.concurrentPerform(iterations: batch) { b in
+            parallelWorkers(batch) { [self] b in
                 let job = start + b
                 let k = job % nk
                 let kb = basis.kpoints[k]
@@ -195,7 +198,8 @@ public final class SelfConsistentField {
         while iterations < options.maxiter {
             iterations += 1
             let v = try localPotential(rho: rhoIn, state: state)
-            let (orbitals, eps) = try diagonalise(potential: v)
+            let diagTolerance = min(1e-4, max(1e-11, 1e-3 * (residualHistory.last ?? 1) / basis.model.nelectrons))
+            let (orbitals, eps, _) = try diagonalise(potential: v, previous: state.orbitals, tol: diagTolerance)
             let (occ, ef) = try Occupation.insulating(eigenvalues: eps, nelectrons: basis.model.nelectrons, nspin: nspin, nbands: nbands)
             rhoOut = density(orbitals: orbitals, occupations: occ)
             state = SCFState(rho: rhoOut, nspin: nspin, orbitals: orbitals, occupations: occ, nbands: nbands)

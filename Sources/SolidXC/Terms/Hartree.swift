@@ -29,6 +29,8 @@ public final class Hartree: Term {
         return (energy, potential)
     }
 
+    public func localPotential(_ state: SCFState) throws -> [Double]? { try evaluate(state).potential }
+
     public func evaluate(_ state: SCFState) throws -> TermEvaluation {
         let (e, v) = potential(ofTotal: state.rho, nspin: state.nspin)
         return TermEvaluation(energy: e, potential: v)

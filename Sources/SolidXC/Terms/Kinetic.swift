@@ -28,4 +28,16 @@ public final class Kinetic: Term {
         let kin = basis.kpoints[k].kinetic
         for g in 0..<npw { matrix[g * npw + g].re += kin[g] }
     }
+
+    public func applyOperator(k: Int, spin: Int, input: UnsafePointer<Complex>, output: UnsafeMutablePointer<Complex>, npw: Int, nvec: Int) {
+        basis.kpoints[k].kinetic.withUnsafeBufferPointer { kin in
+            for v in 0..<nvec {
+                let offset = v * npw
+                for g in 0..<npw {
+                    output[offset + g].re += kin[g] * input[offset + g].re
+                    output[offset + g].im += kin[g] * input[offset + g].im
+                }
+            }
+        }
+    }
 }

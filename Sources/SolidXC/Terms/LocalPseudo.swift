@@ -38,6 +38,8 @@ public final class LocalPseudo: Term {
         potentialReal = basis.fft.backwardReal(vG)
     }
 
+    public func localPotential(_ state: SCFState) throws -> [Double]? { try evaluate(state).potential }
+
     public func evaluate(_ state: SCFState) throws -> TermEvaluation {
         let n = basis.gridCount
         var energy = 0.0

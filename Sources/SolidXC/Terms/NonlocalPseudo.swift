@@ -127,4 +127,25 @@ public final class NonlocalPseudo: Term {
             }
         }
     }
+
+    public func applyOperator(k: Int, spin: Int, input: UnsafePointer<Complex>, output: UnsafeMutablePointer<Complex>, npw: Int, nvec: Int) {
+        guard nproj > 0, nvec > 0 else { return }
+        var c = [Complex](repeating: .zero, count: nproj * nvec)
+        var dc = [Complex](repeating: .zero, count: nproj * nvec)
+        projectors[k].withUnsafeBufferPointer { p in
+            c.withUnsafeMutableBufferPointer { cp in
+                gemmAdjointA(p.baseAddress!, input, m: npw, p: nproj, q: nvec, cp.baseAddress!)
+            }
+            coupling.withUnsafeBufferPointer { d in
+                c.withUnsafeBufferPointer { cp in
+                    dc.withUnsafeMutableBufferPointer { out in
+                        gemm(d.baseAddress!, cp.baseAddress!, m: nproj, k: nproj, n: nvec, out.baseAddress!)
+                    }
+                }
+            }
+            dc.withUnsafeBufferPointer { dcp in
+                gemm(p.baseAddress!, dcp.baseAddress!, m: npw, k: nproj, n: nvec, output, beta: Complex(1, 0))
+            }
+        }
+    }
 }

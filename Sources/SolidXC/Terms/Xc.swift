@@ -78,6 +78,8 @@ public final class Xc: Term {
         }
     }
 
+    public func localPotential(_ state: SCFState) throws -> [Double]? { try evaluate(state).potential }
+
     public func evaluate(_ state: SCFState) throws -> TermEvaluation {
         let n = basis.gridCount
         let nspin = state.nspin

@@ -1,0 +1,71 @@
+/// The Kohn-Sham Hamiltonian at one k-point and spin, applied matrix-free: the local potential
+/// through FFTs (psi(G) -> psi(r), multiply by V(r), back), the k-dependent terms (kinetic,
+/// nonlocal) through their own `applyOperator`.
+struct HamiltonianBlock {
+    let basis: PlaneWaveBasis
+    let k: Int
+    let spin: Int
+    /// Total local potential of this spin on the real-space grid (N values).
+    let potential: UnsafeBufferPointer<Double>
+    let terms: [Term]
+
+    /// H X for X npw x nvec (column-major).
+    func apply(_ x: [Complex], nvec: Int) -> [Complex] {
+        let kb = basis.kpoints[k]
+        let npw = kb.count
+        let n = basis.gridCount
+        var out = [Complex](repeating: .zero, count: npw * nvec)
+        var box = [Complex](repeating: .zero, count: n)
+        var real = [Complex](repeating: .zero, count: n)
+        x.withUnsafeBufferPointer { xp in
+            out.withUnsafeMutableBufferPointer { op in
+                kb.fftIndex.withUnsafeBufferPointer { idx in
+                    box.withUnsafeMutableBufferPointer { bp in
+                        real.withUnsafeMutableBufferPointer { rp in
+                            for v in 0..<nvec {
+                                for i in 0..<n { bp[i] = .zero }
+                                for g in 0..<npw { bp[Int(idx[g])] = xp[v * npw + g] }
+                                basis.fft.backward(bp.baseAddress!, rp.baseAddress!)
+                                for i in 0..<n {
+                                    rp[i].re *= potential[i]
+                                    rp[i].im *= potential[i]
+                                }
+                                basis.fft.forward(rp.baseAddress!, bp.baseAddress!)
+                                for g in 0..<npw { op[v * npw + g] = bp[Int(idx[g])] }
+                            }
+                        }
+                    }
+                }
+                for term in terms {
+                    term.applyOperator(k: k, spin: spin, input: xp.baseAddress!, output: op.baseAddress!, npw: npw, nvec: nvec)
+                }
+            }
+        }
+        return out
+    }
+
+    /// The dense matrix (npw x npw, column-major) for small bases and for tests.
+    func denseMatrix(potentialG: [Complex]) -> [Complex] {
+        let kb = basis.kpoints[k]
+        let npw = kb.count
+        let (n1, n2, n3) = basis.fft.size
+        var h = [Complex](repeating: .zero, count: npw * npw)
+        let miller = kb.millerIndices
+        potentialG.withUnsafeBufferPointer { v in
+            h.withUnsafeMutableBufferPointer { hp in
+                for col in 0..<npw {
+                    let gc = miller[col]
+                    for row in 0..<npw {
+                        let d = miller[row] &- gc
+                        let i = (Int(d.x) % n1 + n1) % n1
+                        let j = (Int(d.y) % n2 + n2) % n2
+                        let l = (Int(d.z) % n3 + n3) % n3
+                        hp[col * npw + row] = v[(i * n2 + j) * n3 + l]
+                    }
+                }
+                for term in terms { term.addDenseOperator(k: k, spin: spin, matrix: hp.baseAddress!, npw: npw) }
+            }
+        }
+        return h
+    }
+}

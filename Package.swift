@@ -19,6 +19,6 @@ let package = Package(
             swiftSettings: [.unsafeFlags(["-O"])]
         ),
         .target(name: "SolidXCABI", dependencies: ["SolidXC"]),
-        .testTarget(name: "SolidXCTests", dependencies: ["SolidXC"]),
+        .testTarget(name: "SolidXCTests", dependencies: ["SolidXC"], exclude: ["Resources"]),
     ]
 )

@@ -13,7 +13,7 @@ final class TermConsistencyTests: XCTestCase {
             for j in 0..<n2 {
                 for l in 0..<n3 {
                     let x = 2 * Double.pi * (Double(i) / Double(n1)), y = 2 * Double.pi * Double(j) / Double(n2), z = 2 * Double.pi * Double(l) / Double(n3)
-                    base[(i * n2 + j) * n3 + l] = 0.03 * (1.2 + cos(x) * 0.5 + sin(y + 0.3) * 0.4 + cos(x + z) * 0.3 + cos(2 * y - z) * 0.2)
+                    base[(i * n2 + j) * n3 + l] = 0.03 * (2.0 + cos(x) * 0.5 + sin(y + 0.3) * 0.4 + cos(x + z) * 0.3 + cos(2 * y - z) * 0.2)
                 }
             }
         }

@@ -180,7 +180,6 @@ public final class SelfConsistentField {
     }
 
     public func run() throws -> SCFResult {
-        let n = basis.gridCount
         let nk = basis.kpoints.count
         let mixer = AndersonKerkerMixer(basis: basis, beta: options.mixingBeta, q0: options.kerkerQ0)
         var rhoIn = initialDensity()

@@ -1,0 +1,155 @@
+/*
+ * solidxc.h: the C ABI of SolidXC, a plane-wave Kohn-Sham DFT core.
+ *
+ * This header is the only contract between the Swift core and every other language
+ * (Python reaches it through ctypes). Conventions that hold for every entry point:
+ *
+ * - Every function except sxc_version and sxc_last_error returns an int status, SXC_OK (0)
+ *   on success. On failure a message is stored for the calling thread; read it with
+ *   sxc_last_error(). Successful calls leave the stored message alone.
+ * - Objects are opaque handles created and freed in pairs (sxc_system_create/sxc_system_free,
+ *   sxc_scf_forward/sxc_result_free). A handle is a key into a table, never dereferenced:
+ *   a NULL, freed, double-freed or foreign handle, or a handle of the wrong kind, gives
+ *   SXC_ERR_HANDLE, never a crash. Handles may be used from any thread; a handle that is
+ *   freed while another thread is using it stays alive until that call returns.
+ * - NULL pointers are errors, never crashes: a NULL handle gives SXC_ERR_HANDLE, a NULL
+ *   input string (json, xc) SXC_ERR_INPUT, a NULL output pointer SXC_ERR_BUFFER.
+ * - Array accessors copy into caller buffers. `count` is the buffer's capacity in elements;
+ *   a buffer that is NULL or holds fewer elements than needed gives SXC_ERR_BUFFER and
+ *   nothing is written. Sizes follow from sxc_result_dims.
+ * - Units are atomic: bohr, Hartree, electrons. Arrays are row-major (C order):
+ *   eigenvalues and occupations [nspin][nk][nband], k-points [nk][3] (reduced
+ *   coordinates), density [nspin][n1][n2][n3] (n3 fastest, electrons/bohr^3).
+ * - Input is JSON (UTF-8, at most 4 MiB, nesting at most 64 deep). As an extension
+ *   matching Python's json module, the literals NaN, Infinity and -Infinity are read as
+ *   numbers, so non-finite values reach the core's validation and are reported by field.
+ * - No function prints, exits or aborts on bad input.
+ */
+#ifndef SOLIDXC_H
+#define SOLIDXC_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Status codes ------------------------------------------------------------------ */
+
+#define SXC_OK               0  /* success */
+#define SXC_ERR_INPUT        1  /* invalid input: the message starts with the field, e.g. "ecut: ..." */
+#define SXC_ERR_CONVERGENCE  2  /* an iterative solve did not reach its tolerance; see sxc_last_error_history */
+#define SXC_ERR_CALLBACK     3  /* a user callback failed or returned non-finite values */
+#define SXC_ERR_MEMORY       4  /* the calculation would need more memory than allowed; refused up front */
+#define SXC_ERR_NUMERICAL    5  /* a numerical library failed (LAPACK info != 0, FFTW plan) */
+#define SXC_ERR_HANDLE       6  /* NULL, freed, foreign or wrong-kind handle */
+#define SXC_ERR_BUFFER       7  /* output buffer NULL or too small */
+#define SXC_ERR_INTERNAL     8  /* a bug in SolidXC; please report the message */
+
+/* ---- Opaque handles ---------------------------------------------------------------- */
+
+typedef struct sxc_system sxc_system;  /* a validated crystal: lattice, atoms, pseudopotentials, Ecut, k-grid */
+typedef struct sxc_result sxc_result;  /* the outcome of one SCF run */
+
+/* ---- Library ----------------------------------------------------------------------- */
+
+/* Version string, e.g. "0.1.0". Static storage; never NULL. */
+const char* sxc_version(void);
+
+/* Message of the last failing call on this thread ("" if none). Valid until the next
+ * failing call on this thread. Never NULL. */
+const char* sxc_last_error(void);
+
+/* Residual history attached to the last failing call on this thread (for SXC_ERR_CONVERGENCE:
+ * the density residual per SCF iteration, electrons). `*written` receives the number of
+ * values in the history; with count smaller than that, SXC_ERR_BUFFER and nothing is
+ * copied (call with values = NULL, count = 0 to query the length: returns SXC_OK if the
+ * history is empty, SXC_ERR_BUFFER otherwise, without changing sxc_last_error). */
+int sxc_last_error_history(double* values, size_t count, size_t* written);
+
+/* ---- Systems ----------------------------------------------------------------------- */
+
+/* Creates a system from JSON and validates it eagerly (lattice, atoms, elements,
+ * pseudopotentials, distances, charge, Ecut, k-grid), so bad input fails here.
+ *
+ *   {
+ *     "lattice": [[a1x,a1y,a1z],[a2x,a2y,a2z],[a3x,a3y,a3z]],   rows, bohr        (required)
+ *     "atoms":   [{"element": "Si", "position": [x,y,z]}, ...],  Cartesian bohr    (required)
+ *     "pseudo":  "gth-pade" | {"Si": "gth-pbe", ...} | "/path/to/cp2k/file"       (default "gth-pade")
+ *     "ecut":    20,                                             Ha                (required)
+ *     "kpts":    [4,4,4],                                        Monkhorst-Pack    (default [1,1,1])
+ *     "kshift":  [0,0,0],                                        ABINIT convention (default [0,0,0])
+ *     "fft_size": null | [n1,n2,n3],                                               (default null: automatic)
+ *     "charge":  0                                               net charge, e     (default 0)
+ *   }
+ *
+ * Unknown keys and wrong types are SXC_ERR_INPUT naming the key or field
+ * ("kpts[2]: expected an integer, got 2.5"); malformed JSON names the offset
+ * ("json: unexpected character 'x' at offset 17"). */
+int sxc_system_create(const char* json, sxc_system** out);
+int sxc_system_free(sxc_system* sys);
+
+/* Cell volume (bohr^3) and valence electron count (after charge). */
+int sxc_system_volume(const sxc_system* sys, double* volume);
+int sxc_system_nelectrons(const sxc_system* sys, double* nelectrons);
+/* FFT grid the SCF will use: the explicit fft_size, or the automatic one. */
+int sxc_system_fft_size(const sxc_system* sys, int fft[3]);
+
+/* Reserved for a later release (user/neural functionals through C callbacks):
+ *   int sxc_functional_register(const char* name, int family, sxc_eval_cb eval,
+ *                               sxc_kernel_cb kernel, void* user_data, int* id);
+ *   int sxc_functional_unregister(int id);
+ */
+
+/* ---- SCF --------------------------------------------------------------------------- */
+
+/* Runs the self-consistent field with functional `xc` ("lda,pw", "lda,vwn", "teter", "pbe",
+ * or a registered name). `options_json` may be NULL or "" for defaults, or an object with:
+ *   "tol" (Ha, 1e-9), "maxiter" (100), "nbands" (null: automatic), "mixing_beta" (0.7),
+ *   "kerker_q0" (1/bohr, 0.8), "raise_on_nonconvergence" (true), "memory_limit_bytes"
+ *   (null: available memory), "verbose" (false: one line per iteration on stderr if true),
+ *   "threads" (null: one per core).
+ * When the SCF does not converge and raise_on_nonconvergence is true, returns
+ * SXC_ERR_CONVERGENCE; the message ends with the residual history, and
+ * sxc_last_error_history returns it as numbers. With raise_on_nonconvergence false the
+ * result is returned and sxc_result_converged reports 0.
+ * The call blocks for the duration of the SCF; it may run concurrently on other threads. */
+int sxc_scf_forward(const sxc_system* sys, const char* xc, const char* options_json, sxc_result** out);
+
+/* ---- Results ----------------------------------------------------------------------- */
+
+int sxc_result_free(sxc_result* res);
+
+/* Array sizes: spin channels, k-points, bands per k-point, FFT grid (n1, n2, n3). */
+int sxc_result_dims(const sxc_result* res, int* nspin, int* nk, int* nband, int fft[3]);
+
+int sxc_result_energy(const sxc_result* res, double* energy);             /* total free energy, Ha */
+int sxc_result_fermi_level(const sxc_result* res, double* fermi_level);   /* Ha */
+int sxc_result_converged(const sxc_result* res, int* converged);          /* 1 or 0 */
+int sxc_result_iterations(const sxc_result* res, int* iterations);
+int sxc_result_volume(const sxc_result* res, double* volume);             /* bohr^3 */
+int sxc_result_nelectrons(const sxc_result* res, double* nelectrons);
+
+/* Energy terms, in a fixed order: kinetic, local, nonlocal, hartree, xc, ewald,
+ * psp_correction (Ha). Their sum is the total energy. The name pointer stays valid
+ * until the result is freed. */
+int sxc_result_energy_term_count(const sxc_result* res, int* count);
+int sxc_result_energy_terms(const sxc_result* res, double* values, size_t count);
+int sxc_result_energy_term_name(const sxc_result* res, int i, const char** name);
+
+int sxc_result_eigenvalues(const sxc_result* res, double* values, size_t count);  /* [nspin][nk][nband], Ha */
+int sxc_result_occupations(const sxc_result* res, double* values, size_t count);  /* [nspin][nk][nband] */
+int sxc_result_kpoints(const sxc_result* res, double* values, size_t count);      /* [nk][3], reduced */
+int sxc_result_kweights(const sxc_result* res, double* values, size_t count);     /* [nk], sum 1 */
+int sxc_result_density(const sxc_result* res, double* values, size_t count);      /* [nspin][n1][n2][n3] */
+
+/* Per-iteration histories (length = iterations). `*written` receives the length, also
+ * when the buffer is too small (SXC_ERR_BUFFER), so a call with count = 0 sizes it. */
+int sxc_result_residual_history(const sxc_result* res, double* values, size_t count, size_t* written);  /* electrons */
+int sxc_result_energy_history(const sxc_result* res, double* values, size_t count, size_t* written);    /* energy change, Ha */
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SOLIDXC_H */

@@ -1,0 +1,180 @@
+"""`scf(system, xc, ...)`: runs the self-consistent field in the core and returns numpy arrays."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import weakref
+from typing import Callable
+
+import numpy as np
+
+from . import _lib
+from .errors import BufferSizeError
+from .system import System
+from .units import HARTREE_IN_EV
+
+
+def _free_result(handle: int) -> None:
+    try:
+        _lib.load().sxc_result_free(handle)
+    except Exception:
+        pass
+
+
+class SCFResult:
+    """The converged (or last) state of an SCF run. Atomic units throughout.
+
+    Attributes
+    ----------
+    energy : float
+        Total free energy, Ha per cell.
+    energies : dict[str, float]
+        Terms (kinetic, local, nonlocal, hartree, xc, ewald, psp_correction), Ha; they sum to ``energy``.
+    eigenvalues, occupations : ndarray (nspin, nk, nband)
+        Ha; electrons per state.
+    kpoints : ndarray (nk, 3)
+        Reduced coordinates.
+    kweights : ndarray (nk,)
+        Sum to 1.
+    fermi_level : float
+        Ha.
+    density : ndarray (nspin, n1, n2, n3)
+        electrons / bohr^3.
+    fft_size : tuple (n1, n2, n3)
+    converged : bool
+    iterations : int
+    residual_history : ndarray (iterations,)
+        Integrated |rho_out - rho_in| per iteration, electrons.
+    energy_history : ndarray (iterations,)
+        Energy change per iteration, Ha.
+    volume : float
+        bohr^3.
+    nelectrons : float
+    """
+
+    def __init__(self, handle: int, system: System, xc: str):
+        self._handle = handle
+        self._finalizer = weakref.finalize(self, _free_result, handle)
+        self.system = system
+        self.xc = xc
+        lib = _lib.load()
+        check = _lib.check
+
+        nspin, nk, nband = ctypes.c_int(), ctypes.c_int(), ctypes.c_int()
+        fft = (ctypes.c_int * 3)()
+        check(lib.sxc_result_dims(handle, ctypes.byref(nspin), ctypes.byref(nk), ctypes.byref(nband), fft))
+        self.nspin, self.nkpoints, self.nbands = nspin.value, nk.value, nband.value
+        self.fft_size = tuple(fft)
+
+        def scalar(fn: Callable, ctype=ctypes.c_double):
+            out = ctype()
+            check(fn(handle, ctypes.byref(out)))
+            return out.value
+
+        self.energy = scalar(lib.sxc_result_energy)
+        self.fermi_level = scalar(lib.sxc_result_fermi_level)
+        self.converged = bool(scalar(lib.sxc_result_converged, ctypes.c_int))
+        self.iterations = scalar(lib.sxc_result_iterations, ctypes.c_int)
+        self.volume = scalar(lib.sxc_result_volume)
+        self.nelectrons = scalar(lib.sxc_result_nelectrons)
+
+        nterms = scalar(lib.sxc_result_energy_term_count, ctypes.c_int)
+        values = self._array(lib.sxc_result_energy_terms, (nterms,))
+        names = []
+        for i in range(nterms):
+            name = ctypes.c_char_p()
+            check(lib.sxc_result_energy_term_name(handle, i, ctypes.byref(name)))
+            names.append(name.value.decode())
+        self.energies = dict(zip(names, values.tolist()))
+
+        bands = (self.nspin, self.nkpoints, self.nbands)
+        self.eigenvalues = self._array(lib.sxc_result_eigenvalues, bands)
+        self.occupations = self._array(lib.sxc_result_occupations, bands)
+        self.kpoints = self._array(lib.sxc_result_kpoints, (self.nkpoints, 3))
+        self.kweights = self._array(lib.sxc_result_kweights, (self.nkpoints,))
+        self.density = self._array(lib.sxc_result_density, (self.nspin,) + self.fft_size)
+        self.residual_history = self._history(lib.sxc_result_residual_history)
+        self.energy_history = self._history(lib.sxc_result_energy_history)
+
+    def _array(self, fn: Callable, shape: tuple) -> np.ndarray:
+        out = np.empty(shape, dtype=np.float64)
+        _lib.check(fn(self._handle, out.ctypes.data_as(ctypes.POINTER(ctypes.c_double)), out.size))
+        return out
+
+    def _history(self, fn: Callable) -> np.ndarray:
+        written = ctypes.c_size_t(0)
+        out = np.empty(self.iterations, dtype=np.float64)
+        status = fn(self._handle, out.ctypes.data_as(ctypes.POINTER(ctypes.c_double)), out.size, ctypes.byref(written))
+        if status == BufferSizeError.status:  # longer than iterations: size it and read again
+            out = np.empty(written.value, dtype=np.float64)
+            status = fn(self._handle, out.ctypes.data_as(ctypes.POINTER(ctypes.c_double)), out.size, ctypes.byref(written))
+        _lib.check(status)
+        return out[: written.value]
+
+    @property
+    def dv(self) -> float:
+        """Volume element of the FFT grid, bohr^3: ``density.sum(axis=(1, 2, 3)) * dv`` is the electron count."""
+        return self.volume / float(np.prod(self.fft_size))
+
+    @property
+    def handle(self) -> int:
+        """The C ABI handle (``sxc_result*``), valid until :meth:`close`."""
+        return self._handle
+
+    def close(self) -> None:
+        """Frees the core's copy of the result now; the numpy arrays stay."""
+        self._finalizer()
+
+    def __repr__(self) -> str:
+        state = "converged" if self.converged else "NOT converged"
+        return (f"SCFResult(xc={self.xc!r}, energy={self.energy:.10f} Ha ({self.energy * HARTREE_IN_EV:.6f} eV), "
+                f"fermi_level={self.fermi_level:.6f} Ha, {state} in {self.iterations} iterations, "
+                f"nspin={self.nspin}, nk={self.nkpoints}, nband={self.nbands}, fft={self.fft_size})")
+
+
+def scf(system: System, xc: str = "lda,pw", *, tol: float = 1e-9, maxiter: int = 100,
+        nbands: int | None = None, mixing_beta: float | None = None, kerker_q0: float | None = None,
+        raise_on_nonconvergence: bool = True, memory_limit_bytes: float | None = None,
+        verbose: bool = False, threads: int | None = None) -> SCFResult:
+    """Runs the Kohn-Sham SCF for ``system`` with functional ``xc``.
+
+    Parameters
+    ----------
+    system : System
+    xc : str
+        Functional name: ``"lda,pw"``, ``"lda,vwn"``, ``"teter"``, ``"pbe"``, or a registered name.
+    tol : float
+        Energy-change tolerance, Ha (the density residual must also be small).
+    maxiter : int
+    nbands : int, optional
+        Bands per k-point (default: occupied + a few).
+    mixing_beta, kerker_q0 : float, optional
+        Anderson/Kerker mixing parameters (core defaults 0.7 and 0.8 / bohr).
+    raise_on_nonconvergence : bool
+        Raise :class:`ConvergenceError` (with ``.history``) if not converged; otherwise return
+        a result with ``converged == False``.
+    memory_limit_bytes : float, optional
+        Ceiling for the up-front memory estimate (default: the machine's available memory).
+    verbose : bool
+        One line per iteration on stderr.
+    threads : int, optional
+        Threads over k-points (default: one per core). Results do not depend on it.
+
+    Raises
+    ------
+    InputError, ConvergenceError, ResourceError, CallbackError, NumericalError
+    """
+    if not isinstance(system, System):
+        raise TypeError(f"scf: expected a solidxc.System, got {type(system).__name__}")
+    options = {"tol": tol, "maxiter": maxiter, "raise_on_nonconvergence": raise_on_nonconvergence,
+               "verbose": verbose}
+    for key, value in (("nbands", nbands), ("mixing_beta", mixing_beta), ("kerker_q0", kerker_q0),
+                       ("memory_limit_bytes", memory_limit_bytes), ("threads", threads)):
+        if value is not None:
+            options[key] = value
+    options_json = json.dumps({k: (v.item() if isinstance(v, np.generic) else v) for k, v in options.items()})
+    lib = _lib.load()
+    handle = ctypes.c_void_p()
+    _lib.check(lib.sxc_scf_forward(system.handle, str(xc).encode(), options_json.encode(), ctypes.byref(handle)))
+    return SCFResult(handle.value, system, str(xc))

@@ -1,0 +1,198 @@
+"""`System`: a crystal (lattice, atoms, pseudopotentials, Ecut, k-grid) validated by the core."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import weakref
+from collections import Counter
+from typing import Any, Iterable, Mapping, Sequence, Union
+
+import numpy as np
+
+from . import _lib
+from .errors import InputError
+from .units import ANGSTROM_IN_BOHR
+
+PseudoLike = Union[str, "os.PathLike[str]", Mapping[str, str]]
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars and arrays -> Python numbers and lists, for JSON. Types are not judged
+    here: the core reports a wrong type by field."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _pseudo_json(pseudo: PseudoLike) -> Any:
+    """Table names pass through; file paths become absolute so the core can open them."""
+    if isinstance(pseudo, Mapping):
+        return {str(k): _pseudo_json(v) for k, v in pseudo.items()}
+    if isinstance(pseudo, os.PathLike) or (isinstance(pseudo, str) and os.path.isfile(pseudo)):
+        return os.path.abspath(os.fspath(pseudo))
+    return _plain(pseudo)
+
+
+def _atoms_json(atoms: Iterable[Any]) -> list:
+    out = []
+    for i, atom in enumerate(atoms):
+        if isinstance(atom, Mapping):
+            out.append(_plain(dict(atom)))
+            continue
+        try:
+            if isinstance(atom, (str, bytes)):
+                raise TypeError
+            element, position = atom
+        except (TypeError, ValueError):
+            raise InputError(f"atoms[{i}]: expected (element, (x, y, z)) in bohr, got {atom!r}", 1) from None
+        out.append({"element": _plain(element), "position": _plain(position)})
+    return out
+
+
+def _to_json(obj: Any) -> str:
+    def default(o):
+        o = _plain(o)
+        if isinstance(o, (str, int, float, bool, list, dict)) or o is None:
+            return o
+        raise TypeError(f"cannot convert {type(o).__name__} {o!r} to JSON")
+    try:
+        return json.dumps(obj, default=default)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"system: {exc}", 1) from None
+
+
+def _free_system(handle: int) -> None:
+    try:
+        _lib.load().sxc_system_free(handle)
+    except Exception:  # interpreter shutdown: nothing to report to
+        pass
+
+
+class System:
+    """A periodic system, validated by the core when it is created.
+
+    Parameters
+    ----------
+    lattice : (3, 3) array_like
+        Lattice vectors as rows, bohr.
+    atoms : sequence of (str, (3,) array_like)
+        Element symbol and Cartesian position in bohr, e.g. ``[("Si", (0, 0, 0)), ...]``.
+    pseudo : str, path or dict
+        One GTH table for every element (``"gth-pade"`` for LDA, ``"gth-pbe"``), a path to a
+        CP2K-format file, or a dict element -> table name or path.
+    ecut : float
+        Plane-wave cutoff, Ha.
+    kpts : (3,) ints
+        Monkhorst-Pack grid.
+    kshift : (3,) floats
+        Shift of the k-grid, ABINIT's convention k = (n + shift) / N.
+    fft_size : (3,) ints or None
+        Explicit FFT grid, or None for the smallest one that holds the density sphere.
+    charge : float
+        Net charge of the cell (+1 removes one electron).
+
+    Raises
+    ------
+    InputError
+        The core's validation failed; the message names the field.
+    """
+
+    def __init__(self, lattice: Any, atoms: Sequence[Any], pseudo: PseudoLike = "gth-pade",
+                 ecut: float = 20.0, kpts: Sequence[int] = (4, 4, 4), kshift: Sequence[float] = (0, 0, 0),
+                 fft_size: Sequence[int] | None = None, charge: float = 0):
+        atoms = list(atoms)
+        spec = {
+            "lattice": _plain(lattice),
+            "atoms": _atoms_json(atoms),
+            "pseudo": _pseudo_json(pseudo),
+            "ecut": _plain(ecut),
+            "kpts": _plain(kpts),
+            "kshift": _plain(kshift),
+            "fft_size": _plain(fft_size),
+            "charge": _plain(charge),
+        }
+        self._json = _to_json(spec)
+        lib = _lib.load()
+        handle = ctypes.c_void_p()
+        _lib.check(lib.sxc_system_create(self._json.encode(), ctypes.byref(handle)))
+        self._handle = handle.value
+        self._finalizer = weakref.finalize(self, _free_system, self._handle)
+
+        self.lattice = np.array(lattice, dtype=float)
+        self.symbols = [a["element"] for a in spec["atoms"]]
+        self.positions = np.array([a["position"] for a in spec["atoms"]], dtype=float)
+        self.pseudo = spec["pseudo"]
+        self.ecut = float(ecut)
+        self.kpts = tuple(int(k) for k in spec["kpts"])
+        self.kshift = tuple(float(s) for s in spec["kshift"])
+        self.charge = float(charge)
+
+        volume = ctypes.c_double()
+        nelectrons = ctypes.c_double()
+        fft = (ctypes.c_int * 3)()
+        _lib.check(lib.sxc_system_volume(self._handle, ctypes.byref(volume)))
+        _lib.check(lib.sxc_system_nelectrons(self._handle, ctypes.byref(nelectrons)))
+        _lib.check(lib.sxc_system_fft_size(self._handle, fft))
+        #: Cell volume, bohr^3.
+        self.volume = volume.value
+        #: Valence electrons in the cell (after ``charge``).
+        self.nelectrons = nelectrons.value
+        #: FFT grid (n1, n2, n3) the SCF uses.
+        self.fft_size = tuple(fft)
+
+    @classmethod
+    def from_ase(cls, atoms: Any, pseudo: PseudoLike = "gth-pade", ecut: float = 20.0,
+                 kpts: Sequence[int] = (4, 4, 4), kshift: Sequence[float] = (0, 0, 0),
+                 fft_size: Sequence[int] | None = None, charge: float | None = None) -> "System":
+        """A `System` from an ``ase.Atoms`` (Å), converted to bohr once.
+
+        ``charge`` defaults to the sum of the ASE atoms' initial charges.
+        """
+        cell = np.asarray(atoms.get_cell(), dtype=float) * ANGSTROM_IN_BOHR
+        positions = np.asarray(atoms.get_positions(), dtype=float) * ANGSTROM_IN_BOHR
+        symbols = atoms.get_chemical_symbols()
+        if charge is None:
+            charge = float(np.sum(atoms.get_initial_charges()))
+        return cls(cell, list(zip(symbols, positions)), pseudo=pseudo, ecut=ecut, kpts=kpts,
+                   kshift=kshift, fft_size=fft_size, charge=charge)
+
+    @property
+    def atoms(self) -> list[tuple[str, np.ndarray]]:
+        """[(element, position in bohr), ...]."""
+        return list(zip(self.symbols, self.positions))
+
+    @property
+    def dv(self) -> float:
+        """Volume element of the FFT grid, bohr^3 (volume / n1 n2 n3): sum(rho) * dv = N_el."""
+        return self.volume / float(np.prod(self.fft_size))
+
+    @property
+    def formula(self) -> str:
+        counts = Counter(self.symbols)
+        return "".join(f"{el}{n if n > 1 else ''}" for el, n in counts.items())
+
+    @property
+    def handle(self) -> int:
+        """The C ABI handle (``sxc_system*``), valid while this object lives."""
+        return self._handle
+
+    def to_json(self) -> str:
+        """The JSON this system was created from (the input of ``sxc_system_create``)."""
+        return self._json
+
+    def __repr__(self) -> str:
+        kpts = "x".join(str(k) for k in self.kpts)
+        fft = "x".join(str(n) for n in self.fft_size)
+        pseudo = self.pseudo if isinstance(self.pseudo, str) else dict(self.pseudo)
+        return (f"System({self.formula}, volume={self.volume:.4f} bohr^3, nelectrons={self.nelectrons:g}, "
+                f"ecut={self.ecut:g} Ha, kpts={kpts}, fft={fft}, pseudo={pseudo!r})")

@@ -29,7 +29,7 @@ public func sxc_scf_forward(_ sys: OpaquePointer?, _ xc: UnsafePointer<CChar>?, 
             json = try JSONParser.parse(optionsJSON)
         }
         let options = try Decode.scfOptions(json, xc: name)
-        let result = try runSCF(system: system.spec, options: options)
+        let result = try runSCF(system: system.prepared, options: options)
         out.pointee = HandleTable.shared.insert(.result(ResultBox(result)))
     }
 }

@@ -196,9 +196,8 @@ def test_non_integer_maxiter_is_refused():
 # ---- Refused during the SCF set-up (needs the full core) -------------------------------------
 
 def test_fft_grid_too_small_for_the_ecut_sphere_is_refused():
-    system = si(ecut=15.0, fft_size=(6, 6, 6))
     with pytest.raises(InputError) as excinfo:
-        solidxc.scf(system)
+        si(ecut=15.0, fft_size=(6, 6, 6))
     assert_input_error(excinfo, "fft_size")
     assert "too small" in str(excinfo.value)
 
@@ -206,10 +205,8 @@ def test_fft_grid_too_small_for_the_ecut_sphere_is_refused():
 def test_odd_electron_count_without_smearing_says_what_to_set_aluminium():
     a = 7.6  # fcc Al, bohr; GTH-Pade Al has 3 valence electrons
     lattice = [[0, a / 2, a / 2], [a / 2, 0, a / 2], [a / 2, a / 2, 0]]
-    system = solidxc.System(lattice, [("Al", (0, 0, 0))], ecut=5.0, kpts=(1, 1, 1))
-    assert system.nelectrons == 3
     with pytest.raises(InputError) as excinfo:
-        solidxc.scf(system)
+        solidxc.System(lattice, [("Al", (0, 0, 0))], ecut=5.0, kpts=(1, 1, 1))
     message = str(excinfo.value)
     assert_input_error(excinfo, "smearing")
     assert "set smearing" in message
@@ -217,9 +214,8 @@ def test_odd_electron_count_without_smearing_says_what_to_set_aluminium():
 
 def test_odd_electron_count_without_smearing_says_what_to_set_hydrogen_atom():
     box = [[8.0, 0, 0], [0, 8.0, 0], [0, 0, 8.0]]
-    system = solidxc.System(box, [("H", (0, 0, 0))], ecut=5.0, kpts=(1, 1, 1))
     with pytest.raises(InputError) as excinfo:
-        solidxc.scf(system)
+        solidxc.System(box, [("H", (0, 0, 0))], ecut=5.0, kpts=(1, 1, 1))
     assert_input_error(excinfo, "smearing")
     assert "set smearing" in str(excinfo.value)
 
@@ -228,11 +224,11 @@ def case_memory_estimate_is_refused_without_allocating():
     import resource
 
     # One Si atom in a 40 bohr cube at ecut 2000 Ha: an FFT grid of ~1600^3 points, TB of memory.
+    # Refused when the system is created, from the estimate alone.
     box = [[40.0, 0, 0], [0, 40.0, 0], [0, 0, 40.0]]
-    system = solidxc.System(box, [("Si", (0, 0, 0))], ecut=2000.0, kpts=(1, 1, 1))
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     try:
-        solidxc.scf(system)
+        solidxc.System(box, [("Si", (0, 0, 0))], ecut=2000.0, kpts=(1, 1, 1))
     except ResourceError as exc:
         error = exc
     else:
@@ -247,6 +243,29 @@ def case_memory_estimate_is_refused_without_allocating():
 
 def test_memory_estimate_exceeding_available_memory_is_refused_up_front(isolated):
     isolated(case_memory_estimate_is_refused_without_allocating)
+
+
+def case_memory_estimate_of_the_scf_is_refused_without_allocating():
+    import resource
+
+    # Si in a 40 bohr cube at ecut 60 Ha: the grid is allowed (about 280^3) but the SCF would need
+    # tens of GB (millions of plane waves, dozens of grid-sized arrays).
+    box = [[40.0, 0, 0], [0, 40.0, 0], [0, 0, 40.0]]
+    system = solidxc.System(box, [("Si", (0, 0, 0)), ("Si", (5.0, 0, 0))], ecut=60.0, kpts=(1, 1, 1))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    try:
+        solidxc.scf(system, memory_limit_bytes=4e9)
+    except ResourceError as exc:
+        error = exc
+    else:
+        raise AssertionError("expected ResourceError")
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert str(error).startswith("ecut:") and "MB" in str(error), str(error)
+    assert grown_mib < 100, f"peak memory grew by {grown_mib:.0f} MiB before refusing"
+
+
+def test_scf_memory_estimate_is_refused_up_front(isolated):
+    isolated(case_memory_estimate_of_the_scf_is_refused_without_allocating)
 
 
 def test_explicit_memory_limit_is_honoured():

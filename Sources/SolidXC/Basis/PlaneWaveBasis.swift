@@ -52,11 +52,13 @@ public final class PlaneWaveBasis {
     }
 
     /// Rough memory need (bytes) for an SCF with `nbands` bands and a dense eigensolver per thread.
-    public static func memoryEstimate(lattice: Lattice, ecut: Double, nk: Int, nspin: Int, nbands: Int, fftSize: [Int], threads: Int) -> Double {
+    public static func memoryEstimate(lattice: Lattice, ecut: Double, nk: Int, nspin: Int, nbands: Double, fftSize: [Int], threads: Int) -> Double {
         let npw = 4.0 / 3.0 * Double.pi * pow(2 * ecut, 1.5) * lattice.volume / pow(2 * Double.pi, 3) * 1.1 + 50
-        let grid = Double(fftSize.reduce(1, *))
-        let orbitals = Double(nspin * nk) * npw * Double(nbands) * 16
-        let dense = Double(threads) * npw * npw * 16 * 2
+        let grid = fftSize.reduce(1.0) { $0 * Double($1) }
+        // Orbitals, their LOBPCG search space and products (about 8 blocks of npw x nbands per
+        // k in flight), projectors and grids (densities, potentials, mixing history).
+        let orbitals = Double(nspin * nk) * npw * nbands * 16 * 2
+        let dense = Double(threads) * npw * nbands * 16 * 8 + Double(threads) * 3 * nbands * 3 * nbands * 16
         let grids = grid * Double(nspin) * 8 * 40 + grid * 16 * 8
         return orbitals + dense + grids
     }

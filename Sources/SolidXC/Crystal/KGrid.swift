@@ -15,7 +15,7 @@ public struct KGrid: Equatable {
         guard size.count == 3, size.allSatisfy({ $0 > 0 }) else {
             throw SolidXCError.input(field: "kpts", message: "expected 3 positive integers, got \(size)")
         }
-        guard size.reduce(1, *) <= 1_000_000 else {
+        guard size.reduce(1.0, { $0 * Double($1) }) <= 1_000_000 else {
             throw SolidXCError.input(field: "kpts", message: "\(size) has more than 10^6 points")
         }
         guard shift.count == 3, shift.allSatisfy({ $0.isFinite }) else {

@@ -3,9 +3,25 @@ import Glibc
 #endif
 import CSolidXCDeps
 
-/// FFTW plans for one real-space grid (n1, n2, n3), n3 fastest. Made once per basis with
-/// FFTW_ESTIMATE (deterministic results run to run) and executed through the new-array
-/// interface, which is thread-safe, so k-points can transform in parallel.
+/// A complex work array allocated by FFTW (SIMD-aligned), as the in-place plans require.
+public final class FFTBuffer {
+    public let pointer: UnsafeMutablePointer<Complex>
+    public let count: Int
+    public init(count: Int) {
+        let raw = fftw_malloc(MemoryLayout<Complex>.stride * max(count, 1))
+        precondition(raw != nil, "fft: out of memory allocating \(count) complex values")
+        pointer = raw!.bindMemory(to: Complex.self, capacity: max(count, 1))
+        pointer.initialize(repeating: .zero, count: max(count, 1))
+        self.count = count
+    }
+    deinit { fftw_free(pointer) }
+    public func zero() { pointer.update(repeating: .zero, count: count) }
+}
+
+/// FFTW plans for one real-space grid (n1, n2, n3), n3 fastest. Out-of-place plans on
+/// SIMD-aligned buffers (FFTW's in-place 3D plans allocate scratch memory on every call), made once per basis with FFTW_ESTIMATE (deterministic: the same plan, hence the same
+/// bits, run to run) and executed through the new-array interface, which is thread-safe, so
+/// k-points can transform in parallel.
 public final class FFTGrid {
     public let size: (Int, Int, Int)
     public let count: Int
@@ -16,13 +32,13 @@ public final class FFTGrid {
     public init(_ n1: Int, _ n2: Int, _ n3: Int) throws {
         size = (n1, n2, n3)
         count = n1 * n2 * n3
-        let a = fftw_malloc(MemoryLayout<Complex>.stride * count)
-        let b = fftw_malloc(MemoryLayout<Complex>.stride * count)
+        guard let a = fftw_malloc(MemoryLayout<Complex>.stride * count), let b = fftw_malloc(MemoryLayout<Complex>.stride * count) else {
+            throw SolidXCError.memory(message: "fft: cannot allocate a \(n1)x\(n2)x\(n3) grid")
+        }
         defer { fftw_free(a); fftw_free(b) }
-        guard let a, let b else { throw SolidXCError.memory(message: "fft: cannot allocate a \(n1)x\(n2)x\(n3) grid") }
-        let pa = a.assumingMemoryBound(to: fftw_complex.self)
-        let pb = b.assumingMemoryBound(to: fftw_complex.self)
-        let flags = UInt32(FFTW_ESTIMATE) | UInt32(FFTW_UNALIGNED)
+        let pa = a.bindMemory(to: fftw_complex.self, capacity: count)
+        let pb = b.bindMemory(to: fftw_complex.self, capacity: count)
+        let flags = UInt32(FFTW_ESTIMATE)
         FFTGrid.plannerLock.lock()
         let f = fftw_plan_dft_3d(Int32(n1), Int32(n2), Int32(n3), pa, pb, FFTW_FORWARD, flags)
         let g = fftw_plan_dft_3d(Int32(n1), Int32(n2), Int32(n3), pa, pb, FFTW_BACKWARD, flags)
@@ -39,43 +55,64 @@ public final class FFTGrid {
         FFTGrid.plannerLock.unlock()
     }
 
-    /// f(G) = (1/N) sum_r f(r) e^{-iG.r}: Fourier coefficients of a periodic function.
-    public func forward(_ input: UnsafePointer<Complex>, _ output: UnsafeMutablePointer<Complex>) {
-        input.withMemoryRebound(to: fftw_complex.self, capacity: count) { i in
-            output.withMemoryRebound(to: fftw_complex.self, capacity: count) { o in
-                fftw_execute_dft(forwardPlan, UnsafeMutablePointer(mutating: i), o)
+    public func makeBuffer() -> FFTBuffer { FFTBuffer(count: count) }
+
+    /// f(G) = (1/N) sum_r f(r) e^{-iG.r}, from `input` into `output` (both from `makeBuffer()`,
+    /// distinct; `input` is overwritten).
+    public func forward(_ input: FFTBuffer, into output: FFTBuffer) {
+        input.pointer.withMemoryRebound(to: fftw_complex.self, capacity: count) { i in
+            output.pointer.withMemoryRebound(to: fftw_complex.self, capacity: count) { o in
+                fftw_execute_dft(forwardPlan, i, o)
             }
         }
         let scale = 1.0 / Double(count)
+        let p = output.pointer
         for j in 0..<count {
-            output[j].re *= scale
-            output[j].im *= scale
+            p[j].re *= scale
+            p[j].im *= scale
         }
     }
 
-    /// f(r) = sum_G f(G) e^{iG.r}.
-    public func backward(_ input: UnsafePointer<Complex>, _ output: UnsafeMutablePointer<Complex>) {
-        input.withMemoryRebound(to: fftw_complex.self, capacity: count) { i in
-            output.withMemoryRebound(to: fftw_complex.self, capacity: count) { o in
-                fftw_execute_dft(backwardPlan, UnsafeMutablePointer(mutating: i), o)
+    /// f(r) = sum_G f(G) e^{iG.r}, from `input` into `output` (both from `makeBuffer()`, distinct;
+    /// `input` is overwritten).
+    public func backward(_ input: FFTBuffer, into output: FFTBuffer) {
+        input.pointer.withMemoryRebound(to: fftw_complex.self, capacity: count) { i in
+            output.pointer.withMemoryRebound(to: fftw_complex.self, capacity: count) { o in
+                fftw_execute_dft(backwardPlan, i, o)
             }
         }
+    }
+
+    /// Fourier coefficients of a periodic function given on the grid (out of place, any memory).
+    public func forward(_ input: UnsafePointer<Complex>, _ output: UnsafeMutablePointer<Complex>) {
+        let work = makeBuffer(), result = makeBuffer()
+        work.pointer.update(from: input, count: count)
+        forward(work, into: result)
+        output.update(from: result.pointer, count: count)
+    }
+
+    /// Values on the grid from Fourier coefficients (out of place, any memory).
+    public func backward(_ input: UnsafePointer<Complex>, _ output: UnsafeMutablePointer<Complex>) {
+        let work = makeBuffer(), result = makeBuffer()
+        work.pointer.update(from: input, count: count)
+        backward(work, into: result)
+        output.update(from: result.pointer, count: count)
     }
 
     /// Convenience: real array on the grid -> Fourier coefficients.
     public func forward(real: [Double]) -> [Complex] {
-        var input = [Complex](repeating: .zero, count: count)
-        for j in 0..<count { input[j].re = real[j] }
-        var out = [Complex](repeating: .zero, count: count)
-        input.withUnsafeBufferPointer { i in out.withUnsafeMutableBufferPointer { o in forward(i.baseAddress!, o.baseAddress!) } }
-        return out
+        let work = makeBuffer(), result = makeBuffer()
+        for j in 0..<count { work.pointer[j] = Complex(real[j], 0) }
+        forward(work, into: result)
+        return Array(UnsafeBufferPointer(start: result.pointer, count: count))
     }
 
     /// Convenience: Fourier coefficients -> real part on the grid.
     public func backwardReal(_ coefficients: [Complex]) -> [Double] {
-        var out = [Complex](repeating: .zero, count: count)
-        coefficients.withUnsafeBufferPointer { i in out.withUnsafeMutableBufferPointer { o in backward(i.baseAddress!, o.baseAddress!) } }
-        return out.map { $0.re }
+        let work = makeBuffer(), result = makeBuffer()
+        coefficients.withUnsafeBufferPointer { work.pointer.update(from: $0.baseAddress!, count: count) }
+        backward(work, into: result)
+        return (0..<count).map { result.pointer[$0].re }
     }
 }
 

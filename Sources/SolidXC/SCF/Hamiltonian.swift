@@ -15,25 +15,23 @@ struct HamiltonianBlock {
         let npw = kb.count
         let n = basis.gridCount
         var out = [Complex](repeating: .zero, count: npw * nvec)
-        var box = [Complex](repeating: .zero, count: n)
-        var real = [Complex](repeating: .zero, count: n)
+        let box = basis.fft.makeBuffer()
+        let real = basis.fft.makeBuffer()
+        let bp = box.pointer
+        let rp = real.pointer
         x.withUnsafeBufferPointer { xp in
             out.withUnsafeMutableBufferPointer { op in
                 kb.fftIndex.withUnsafeBufferPointer { idx in
-                    box.withUnsafeMutableBufferPointer { bp in
-                        real.withUnsafeMutableBufferPointer { rp in
-                            for v in 0..<nvec {
-                                for i in 0..<n { bp[i] = .zero }
-                                for g in 0..<npw { bp[Int(idx[g])] = xp[v * npw + g] }
-                                basis.fft.backward(bp.baseAddress!, rp.baseAddress!)
-                                for i in 0..<n {
-                                    rp[i].re *= potential[i]
-                                    rp[i].im *= potential[i]
-                                }
-                                basis.fft.forward(rp.baseAddress!, bp.baseAddress!)
-                                for g in 0..<npw { op[v * npw + g] = bp[Int(idx[g])] }
-                            }
+                    for v in 0..<nvec {
+                        box.zero()
+                        for g in 0..<npw { bp[Int(idx[g])] = xp[v * npw + g] }
+                        basis.fft.backward(box, into: real)
+                        for i in 0..<n {
+                            rp[i].re *= potential[i]
+                            rp[i].im *= potential[i]
                         }
+                        basis.fft.forward(real, into: box)
+                        for g in 0..<npw { op[v * npw + g] = bp[Int(idx[g])] }
                     }
                 }
                 for term in terms {

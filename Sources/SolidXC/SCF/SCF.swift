@@ -157,16 +157,18 @@ public final class SelfConsistentField {
                 let kb = basis.kpoints[k]
                 let npw = kb.count
                 var acc = [Double](repeating: 0, count: n)
-                var box = [Complex](repeating: .zero, count: n)
-                var real = [Complex](repeating: .zero, count: n)
+                let box = basis.fft.makeBuffer()
+                let real = basis.fft.makeBuffer()
+                let bp = box.pointer
+                let rp = real.pointer
                 let psi = orbitals[job]
                 let occ = occupations[job]
                 for band in 0..<nbands where occ[band] != 0 {
-                    for i in 0..<n { box[i] = .zero }
-                    for g in 0..<npw { box[Int(kb.fftIndex[g])] = psi[band * npw + g] }
-                    box.withUnsafeBufferPointer { a in real.withUnsafeMutableBufferPointer { o in basis.fft.backward(a.baseAddress!, o.baseAddress!) } }
+                    box.zero()
+                    for g in 0..<npw { bp[Int(kb.fftIndex[g])] = psi[band * npw + g] }
+                    basis.fft.backward(box, into: real)
                     let f = kb.weight * occ[band] / omega
-                    for i in 0..<n { acc[i] += f * real[i].norm2 }
+                    for i in 0..<n { acc[i] += f * rp[i].norm2 }
                 }
                 lock.withLock { partial[b] = acc }
             }
@@ -239,48 +241,3 @@ public final class SelfConsistentField {
     }
 }
 
-/// Memory available to this process (bytes), from /proc/meminfo's MemAvailable.
-func availableMemoryBytes() -> Double? {
-    guard let file = fopen("/proc/meminfo", "r") else { return nil }
-    defer { fclose(file) }
-    var line = [CChar](repeating: 0, count: 256)
-    while fgets(&line, 256, file) != nil {
-        let text = String(cString: line)
-        if text.hasPrefix("MemAvailable:") {
-            let digits = text.split(separator: " ").compactMap { Double($0) }
-            if let kb = digits.first { return kb * 1024 }
-        }
-    }
-    return nil
-}
-
-/// Validates the input, refuses calculations that would not fit in memory, and runs the SCF.
-public func runSCF(system: SystemSpec, options: SCFOptions) throws -> SCFResult {
-    guard options.tol.isFinite, options.tol > 0 else {
-        throw SolidXCError.input(field: "tol", message: "must be a positive number, got \(options.tol)")
-    }
-    guard options.maxiter >= 1, options.maxiter <= 100_000 else {
-        throw SolidXCError.input(field: "maxiter", message: "must be between 1 and 100000, got \(options.maxiter)")
-    }
-    guard options.mixingBeta.isFinite, options.mixingBeta > 0, options.mixingBeta <= 1 else {
-        throw SolidXCError.input(field: "mixing_beta", message: "must be in (0, 1], got \(options.mixingBeta)")
-    }
-    let functional = try FunctionalRegistry.shared.make(options.xc)
-    guard system.ecut.isFinite, system.ecut > 0 else {
-        throw SolidXCError.input(field: "ecut", message: "must be a positive number of Hartree, got \(system.ecut)")
-    }
-    let model = try Model(system)
-    let kgrid = try KGrid(size: system.kpts, shift: system.kshift)
-    let fftSize = system.fftSize ?? PlaneWaveBasis.defaultFFTSize(lattice: model.lattice, ecut: system.ecut)
-    let nbands = options.nbands ?? Int((model.nelectrons / 2).rounded(.up)) + 4
-    let threads = max(1, min(options.threads ?? SelfConsistentField.processorCount(), kgrid.kpoints.count))
-    let need = PlaneWaveBasis.memoryEstimate(lattice: model.lattice, ecut: system.ecut, nk: kgrid.kpoints.count, nspin: 1,
-                                             nbands: nbands, fftSize: fftSize, threads: threads)
-    let limit = options.memoryLimitBytes ?? availableMemoryBytes() ?? 8e9
-    guard need <= limit else {
-        throw SolidXCError.memory(message: "ecut: this calculation needs about \(Int(need / 1e6)) MB but only \(Int(limit / 1e6)) MB are available; lower ecut or the k-grid")
-    }
-    let basis = try PlaneWaveBasis(model: model, ecut: system.ecut, kgrid: kgrid, fftSize: system.fftSize)
-    let scf = try SelfConsistentField(basis: basis, functional: functional, options: options)
-    return try scf.run()
-}

@@ -1,0 +1,125 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Memory available to this process (bytes), from /proc/meminfo's MemAvailable.
+func availableMemoryBytes() -> Double? {
+    guard let file = fopen("/proc/meminfo", "r") else { return nil }
+    defer { fclose(file) }
+    var line = [CChar](repeating: 0, count: 256)
+    while fgets(&line, 256, file) != nil {
+        let text = String(cString: line)
+        if text.hasPrefix("MemAvailable:") {
+            let digits = text.split(separator: " ").compactMap { Double($0) }
+            if let kb = digits.first { return kb * 1024 }
+        }
+    }
+    return nil
+}
+
+/// A system whose input has passed every check that does not need the SCF options: the model,
+/// the k-grid and the FFT grid. Building it is cheap (no plane-wave sets, no FFT plans), so the
+/// ABI does it when a system is created, and bad input fails there, naming the field.
+public struct PreparedSystem {
+    public let spec: SystemSpec
+    public let model: Model
+    public let kgrid: KGrid
+    public let fftSize: [Int]
+
+    /// Largest supported values: they keep every size computation far from integer overflow.
+    static let maxEcut = 1e5
+    static let maxGridPoints = 400.0 * 400.0 * 400.0
+
+    public init(_ spec: SystemSpec) throws {
+        guard spec.ecut.isFinite, spec.ecut > 0 else {
+            throw SolidXCError.input(field: "ecut", message: "must be a positive number of Hartree, got \(spec.ecut)")
+        }
+        guard spec.ecut <= PreparedSystem.maxEcut else {
+            throw SolidXCError.input(field: "ecut", message: "\(spec.ecut) Ha is above the supported maximum of \(PreparedSystem.maxEcut) Ha")
+        }
+        self.spec = spec
+        let model = try Model(spec)
+        self.model = model
+        kgrid = try KGrid(size: spec.kpts, shift: spec.kshift)
+        // FFT grid: checked in Double before any Int conversion.
+        let gmaxDensity = 2 * (2 * spec.ecut).squareRoot()
+        let needed = (0..<3).map { 2 * (gmaxDensity * norm(model.lattice.vectors[$0]) / (2 * Double.pi)).rounded(.down) + 1 }
+        let neededPoints = needed.reduce(1.0, *)
+        if let requested = spec.fftSize {
+            guard requested.count == 3, requested.allSatisfy({ $0 > 0 }) else {
+                throw SolidXCError.input(field: "fft_size", message: "expected 3 positive integers, got \(requested)")
+            }
+            guard requested.reduce(1.0, { $0 * Double($1) }) <= PreparedSystem.maxGridPoints else {
+                throw SolidXCError.input(field: "fft_size", message: "grid \(requested) has more than \(Int(PreparedSystem.maxGridPoints)) points, the most this build supports")
+            }
+            for i in 0..<3 where Double(requested[i]) < needed[i] - 1 {
+                throw SolidXCError.input(field: "fft_size", message: "\(requested) is too small for ecut \(spec.ecut) Ha: direction \(i + 1) needs at least \(Int(needed[i])) points to hold the density sphere")
+            }
+            fftSize = requested
+        } else {
+            guard neededPoints <= PreparedSystem.maxGridPoints else {
+                throw SolidXCError.memory(message: "ecut: ecut \(spec.ecut) Ha on this cell needs an FFT grid of about \(megabytes(needed[0], scale: 1))x\(megabytes(needed[1], scale: 1))x\(megabytes(needed[2], scale: 1)) points (about \(megabytes(neededPoints * 16 * 40)) MB for the grids alone), more than this build supports (6.4e7 points); lower ecut")
+            }
+            fftSize = PlaneWaveBasis.defaultFFTSize(lattice: model.lattice, ecut: spec.ecut)
+        }
+        // Without smearing or spin (see the [metals] issue) every band holds two electrons.
+        let pairs = model.nelectrons / 2
+        guard model.nelectrons <= 1e6 else {
+            throw SolidXCError.input(field: "charge", message: "\(model.nelectrons) electrons; at most 10^6 are supported")
+        }
+        guard abs(pairs - pairs.rounded()) < 1e-8 else {
+            throw SolidXCError.input(field: "smearing", message: "the cell has \(model.nelectrons) valence electrons, which cannot fill whole bands of two electrons; set smearing (for example smearing=\"fermi-dirac\", temperature=0.01) or spin polarisation (magmoms)")
+        }
+    }
+}
+
+/// Validates the input, refuses calculations that would not fit in memory, and runs the SCF.
+public func runSCF(system: SystemSpec, options: SCFOptions) throws -> SCFResult {
+    try runSCF(system: PreparedSystem(system), options: options)
+}
+
+/// Runs the SCF of a prepared system.
+public func runSCF(system prepared: PreparedSystem, options: SCFOptions) throws -> SCFResult {
+    guard options.tol.isFinite, options.tol > 0 else {
+        throw SolidXCError.input(field: "tol", message: "must be a positive number, got \(options.tol)")
+    }
+    guard options.maxiter >= 1, options.maxiter <= 100_000 else {
+        throw SolidXCError.input(field: "maxiter", message: "must be between 1 and 100000, got \(options.maxiter)")
+    }
+    guard options.mixingBeta.isFinite, options.mixingBeta > 0, options.mixingBeta <= 1 else {
+        throw SolidXCError.input(field: "mixing_beta", message: "must be in (0, 1], got \(options.mixingBeta)")
+    }
+    guard options.kerkerQ0.isFinite, options.kerkerQ0 >= 0 else {
+        throw SolidXCError.input(field: "kerker_q0", message: "must be a finite number >= 0 (1/bohr), got \(options.kerkerQ0)")
+    }
+    if let threads = options.threads, threads < 1 || threads > 1024 {
+        throw SolidXCError.input(field: "threads", message: "must be between 1 and 1024, got \(threads)")
+    }
+    if let nb = options.nbands, nb < 1 || nb > 100_000 {
+        throw SolidXCError.input(field: "nbands", message: "must be between 1 and 100000, got \(nb)")
+    }
+    if let limit = options.memoryLimitBytes, !(limit.isFinite && limit > 0) {
+        throw SolidXCError.input(field: "memory_limit_bytes", message: "must be a positive number of bytes, got \(limit)")
+    }
+    let functional = try FunctionalRegistry.shared.make(options.xc)
+    let model = prepared.model
+    let system = prepared.spec
+    let nocc = (model.nelectrons / 2).rounded(.up)
+    let nbands = Double(options.nbands ?? Int(nocc) + max(4, Int(nocc) / 5))
+    let threads = max(1, min(options.threads ?? SelfConsistentField.processorCount(), prepared.kgrid.kpoints.count))
+    let need = PlaneWaveBasis.memoryEstimate(lattice: model.lattice, ecut: system.ecut, nk: prepared.kgrid.kpoints.count, nspin: 1,
+                                             nbands: nbands, fftSize: prepared.fftSize, threads: threads)
+    let limit = options.memoryLimitBytes ?? availableMemoryBytes() ?? 8e9
+    guard need <= limit else {
+        throw SolidXCError.memory(message: "ecut: this calculation needs about \(megabytes(need)) MB but only \(megabytes(limit)) MB are available; lower ecut or the k-grid")
+    }
+    let basis = try PlaneWaveBasis(model: model, ecut: system.ecut, kgrid: prepared.kgrid, fftSize: prepared.fftSize)
+    let scf = try SelfConsistentField(basis: basis, functional: functional, options: options)
+    return try scf.run()
+}
+
+/// A byte count in MB as text, safe for any finite or infinite value.
+func megabytes(_ bytes: Double, scale: Double = 1e6) -> String {
+    let mb = bytes / scale
+    return mb.isFinite && mb < 1e15 ? String(Int(mb.rounded())) : "\(mb)"
+}

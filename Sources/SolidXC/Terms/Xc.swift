@@ -78,18 +78,14 @@ public final class Xc: Term {
         }
     }
 
-    public func localPotential(_ state: SCFState) throws -> [Double]? { try evaluate(state).potential }
-
-    public func evaluate(_ state: SCFState) throws -> TermEvaluation {
+    /// e, vrho and vsigma of the functional at (rho, sigma); sigma empty for LDA.
+    func evaluateFunctional(rho: [Double], sigma: [Double], nspin: Int) throws -> (e: [Double], vrho: [Double], vsigma: [Double]) {
         let n = basis.gridCount
-        let nspin = state.nspin
         let gga = functional.family == .gga
-        let grads = gga ? spinGradients(state.rho, nspin: nspin) : []
-        let sigma = gga ? sigmas(grads, nspin: nspin) : []
         var e = [Double](repeating: 0, count: n)
         var vrho = [Double](repeating: 0, count: nspin * n)
-        var vsigma = [Double](repeating: 0, count: gga ? (nspin == 1 ? n : 3 * n) : 0)
-        try state.rho.withUnsafeBufferPointer { r in
+        var vsigma = [Double](repeating: 0, count: gga ? sigma.count : 0)
+        try rho.withUnsafeBufferPointer { r in
             try sigma.withUnsafeBufferPointer { sg in
                 try e.withUnsafeMutableBufferPointer { ep in
                     try vrho.withUnsafeMutableBufferPointer { vr in
@@ -101,6 +97,18 @@ public final class Xc: Term {
                 }
             }
         }
+        return (e, vrho, vsigma)
+    }
+
+    public func localPotential(_ state: SCFState) throws -> [Double]? { try evaluate(state).potential }
+
+    public func evaluate(_ state: SCFState) throws -> TermEvaluation {
+        let n = basis.gridCount
+        let nspin = state.nspin
+        let gga = functional.family == .gga
+        let grads = gga ? spinGradients(state.rho, nspin: nspin) : []
+        let sigma = gga ? sigmas(grads, nspin: nspin) : []
+        let (e, vrho, vsigma) = try evaluateFunctional(rho: state.rho, sigma: sigma, nspin: nspin)
         var energy = 0.0
         for i in 0..<n { energy += e[i] }
         energy *= basis.dv
@@ -152,21 +160,7 @@ public final class Xc: Term {
         }
         guard gga else { return dvrho }
         // d[-div(c w grad rho)] = -div(c dw grad rho) - div(c w grad drho)
-        var vsigma = [Double](repeating: 0, count: sigma.count)
-        var e = [Double](repeating: 0, count: n)
-        var vrho = [Double](repeating: 0, count: nspin * n)
-        try rho.withUnsafeBufferPointer { r in
-            try sigma.withUnsafeBufferPointer { sg in
-                try e.withUnsafeMutableBufferPointer { ep in
-                    try vrho.withUnsafeMutableBufferPointer { vr in
-                        try vsigma.withUnsafeMutableBufferPointer { vs in
-                            try functional.evaluate(nspin: nspin, npoints: n, rho: r.baseAddress!, sigma: sg.baseAddress,
-                                                    e: ep.baseAddress!, vrho: vr.baseAddress!, vsigma: vs.baseAddress)
-                        }
-                    }
-                }
-            }
-        }
+        let vsigma = try evaluateFunctional(rho: rho, sigma: sigma, nspin: nspin).vsigma
         addGradientCorrection(&dvrho, w: dvsigma, grads: grads, nspin: nspin)
         addGradientCorrection(&dvrho, w: vsigma, grads: dgrads, nspin: nspin)
         return dvrho

@@ -125,6 +125,10 @@ int sxc_result_dims(const sxc_result* res, int* nspin, int* nk, int* nband, int 
 
 int sxc_result_energy(const sxc_result* res, double* energy);             /* total free energy, Ha */
 int sxc_result_fermi_level(const sxc_result* res, double* fermi_level);   /* Ha */
+/* Energy extrapolated to zero smearing width (Ha; equals the energy without smearing). */
+int sxc_result_energy_zero_width(const sxc_result* res, double* energy);
+/* Total and absolute magnetisation, Bohr magnetons per cell (0 without spin). */
+int sxc_result_magnetization(const sxc_result* res, double* total, double* absolute);
 int sxc_result_converged(const sxc_result* res, int* converged);          /* 1 or 0 */
 int sxc_result_iterations(const sxc_result* res, int* iterations);
 int sxc_result_volume(const sxc_result* res, double* volume);             /* bohr^3 */

@@ -4,7 +4,8 @@ import SolidXC
 /// physical check (volume, distances, elements, ranges) is the core's. Messages name the
 /// field as a path: "atoms[1].position[2]: expected a number, got null".
 enum Decode {
-    static let systemKeys = ["lattice", "atoms", "pseudo", "ecut", "kpts", "kshift", "fft_size", "charge"]
+    static let systemKeys = ["lattice", "atoms", "pseudo", "ecut", "kpts", "kshift", "fft_size", "charge",
+                             "smearing", "temperature", "magmoms"]
     static let atomKeys = ["element", "position"]
     static let optionKeys = ["tol", "maxiter", "nbands", "mixing_beta", "kerker_q0", "raise_on_nonconvergence",
                              "memory_limit_bytes", "verbose", "threads"]
@@ -79,6 +80,12 @@ enum Decode {
         try array(value, field, of: what).enumerated().map { try integer($1, "\(field)[\($0)]") }
     }
 
+    /// nil for a missing key or an explicit null.
+    static func nonNull(_ value: JSONValue?) -> JSONValue? {
+        if let value, case .null = value { return nil }
+        return value
+    }
+
     static func systemSpec(_ json: JSONValue) throws -> SystemSpec {
         let m = try members(json, "", allowed: systemKeys, what: "an object with keys \(systemKeys.joined(separator: ", "))")
         let lattice = try array(try required(m, "lattice", ""), "lattice", of: "3 rows of 3 numbers (bohr)")
@@ -114,8 +121,11 @@ enum Decode {
             fftSize = try integers(f, "fft_size", of: "null or 3 positive integers")
         }
         let charge = try m["charge"].map { try number($0, "charge") } ?? 0
+        let smearing = try nonNull(m["smearing"]).map { try string($0, "smearing") }
+        let temperature = try nonNull(m["temperature"]).map { try number($0, "temperature") }
+        let magmoms = try nonNull(m["magmoms"]).map { try numbers($0, "magmoms", of: "one number per atom (Bohr magnetons)") }
         return SystemSpec(lattice: lattice, atoms: atoms, pseudo: pseudo, ecut: ecut, kpts: kpts, kshift: kshift,
-                          fftSize: fftSize, charge: charge)
+                          fftSize: fftSize, charge: charge, smearing: smearing, temperature: temperature, magmoms: magmoms)
     }
 
     /// Options of `sxc_scf_forward`; absent keys keep the core's defaults, null means "automatic".

@@ -70,6 +70,19 @@ public func sxc_result_fermi_level(_ res: OpaquePointer?, _ out: UnsafeMutablePo
     scalar("sxc_result_fermi_level", res, out) { $0.fermiLevel }
 }
 
+@_cdecl("sxc_result_energy_zero_width")
+public func sxc_result_energy_zero_width(_ res: OpaquePointer?, _ out: UnsafeMutablePointer<Double>?) -> Int32 {
+    scalar("sxc_result_energy_zero_width", res, out) { $0.energyZeroWidth }
+}
+
+@_cdecl("sxc_result_magnetization")
+public func sxc_result_magnetization(_ res: OpaquePointer?, _ total: UnsafeMutablePointer<Double>?,
+                                     _ absolute: UnsafeMutablePointer<Double>?) -> Int32 {
+    let status = scalar("sxc_result_magnetization", res, total) { $0.magnetization.total }
+    guard status == 0 else { return status }
+    return scalar("sxc_result_magnetization", res, absolute) { $0.magnetization.absolute }
+}
+
 @_cdecl("sxc_result_converged")
 public func sxc_result_converged(_ res: OpaquePointer?, _ out: UnsafeMutablePointer<Int32>?) -> Int32 {
     scalar("sxc_result_converged", res, out) { $0.converged ? 1 : 0 }

@@ -15,6 +15,56 @@ final class EigenTests: XCTestCase {
         return a
     }
 
+    /// The Householder-QL solver handles what the Rayleigh-Ritz and Gram problems of LOBPCG
+    /// produce: degenerate eigenvalues, rank-deficient Gram matrices, diagonal and zero matrices.
+    /// Eigenvalues agree with the independent Jacobi solver, eigenpairs satisfy A v = lambda v
+    /// and the eigenvectors are orthonormal.
+    func testHouseholderQLMatchesJacobiOnDegenerateAndRankDeficientMatrices() {
+        var noise = Fixtures.Noise(state: 21)
+        var cases: [(String, [Complex], Int)] = []
+        // U diag(1, 1, 1, 2, 2, 3, -1, -1) U^H with U unitary (eigenvectors of a random matrix).
+        let n = 8
+        let u = SmallEigen.jacobi(randomHermitian(n, seed: 9), n: n).vectors
+        let lambda: [Double] = [1, 1, 1, 2, 2, 3, -1, -1]
+        var degenerate = [Complex](repeating: .zero, count: n * n)
+        for j in 0..<n { for i in 0..<n { for k in 0..<n { degenerate[j * n + i] += lambda[k] * u[k * n + i] * u[k * n + j].conjugate } } }
+        cases.append(("degenerate", degenerate, n))
+        // Gram matrix of 12 vectors spanning 7 dimensions.
+        let m = 30, p = 12
+        let basis = (0..<(m * 7)).map { _ in Complex(noise.next(), noise.next()) }
+        var vectors = [Complex](repeating: .zero, count: m * p)
+        for v in 0..<p { for r in 0..<7 { let c = Complex(noise.next(), noise.next()); for i in 0..<m { vectors[v * m + i] += c * basis[r * m + i] } } }
+        var gram = [Complex](repeating: .zero, count: p * p)
+        for a in 0..<p { for b in 0..<p { for i in 0..<m { gram[b * p + a] += vectors[a * m + i].conjugate * vectors[b * m + i] } } }
+        cases.append(("rank-deficient gram", gram, p))
+        var diagonal = [Complex](repeating: .zero, count: 6 * 6)
+        for i in 0..<6 { diagonal[i * 6 + i] = Complex(Double(5 - i), 0) }
+        cases.append(("diagonal", diagonal, 6))
+        cases.append(("zero", [Complex](repeating: .zero, count: 25), 5))
+        cases.append(("random 24", randomHermitian(24, seed: 77), 24))
+        for (name, a, n) in cases {
+            let (values, vectors) = SmallEigen.hermitian(a, n: n)
+            let reference = SmallEigen.jacobi(a, n: n).values
+            var scale = 1.0
+            for x in a { scale = max(scale, x.norm2.squareRoot()) }
+            for i in 0..<n { XCTAssertEqual(values[i], reference[i], accuracy: 1e-12 * scale, "\(name) value \(i)") }
+            for i in 1..<n { XCTAssertLessThanOrEqual(values[i - 1], values[i], name) }
+            for col in 0..<n {
+                for row in 0..<n {
+                    var av = Complex.zero
+                    for k in 0..<n { av += a[k * n + row] * vectors[col * n + k] }
+                    XCTAssertLessThan((av - values[col] * vectors[col * n + row]).norm2.squareRoot(), 1e-12 * scale, name)
+                }
+                for other in 0..<n {
+                    var s = Complex.zero
+                    for k in 0..<n { s += vectors[col * n + k].conjugate * vectors[other * n + k] }
+                    XCTAssertEqual(s.re, col == other ? 1 : 0, accuracy: 1e-12, name)
+                    XCTAssertEqual(s.im, 0, accuracy: 1e-12, name)
+                }
+            }
+        }
+    }
+
     /// Jacobi eigenpairs satisfy A v = lambda v, are orthonormal, and match LAPACK's eigenvalues.
     func testJacobiMatchesLapack() throws {
         for (n, seed) in [(1, 1), (2, 2), (5, 3), (17, 4), (40, 5)] as [(Int, UInt64)] {

@@ -45,6 +45,8 @@ _SIGNATURES = {
     "sxc_result_dims": [c_void_p, _p_int, _p_int, _p_int, _p_int],
     "sxc_result_energy": [c_void_p, _p_double],
     "sxc_result_fermi_level": [c_void_p, _p_double],
+    "sxc_result_energy_zero_width": [c_void_p, _p_double],
+    "sxc_result_magnetization": [c_void_p, _p_double, _p_double],
     "sxc_result_converged": [c_void_p, _p_int],
     "sxc_result_iterations": [c_void_p, _p_int],
     "sxc_result_volume": [c_void_p, _p_double],

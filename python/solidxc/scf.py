@@ -5,7 +5,7 @@ from __future__ import annotations
 import ctypes
 import json
 import weakref
-from typing import Callable
+from typing import NamedTuple, Callable
 
 import numpy as np
 
@@ -22,15 +22,28 @@ def _free_result(handle: int) -> None:
         pass
 
 
+class Magnetization(NamedTuple):
+    """Magnetisation of the cell, Bohr magnetons."""
+
+    total: float
+    absolute: float
+
+
 class SCFResult:
     """The converged (or last) state of an SCF run. Atomic units throughout.
 
     Attributes
     ----------
     energy : float
-        Total free energy, Ha per cell.
+        Total energy, Ha per cell; with smearing the Mermin free energy E - TS.
+    energy_zero_width : float
+        The energy extrapolated to zero smearing width, Ha (equals ``energy`` without smearing).
     energies : dict[str, float]
-        Terms (kinetic, local, nonlocal, hartree, xc, ewald, psp_correction), Ha; they sum to ``energy``.
+        Terms (kinetic, local, nonlocal, hartree, xc, ewald, psp_correction, and with smearing
+        entropy = -TS), Ha; they sum to ``energy``.
+    magnetization : Magnetization
+        ``(total, absolute)``: integrals of rho_up - rho_down and of its modulus, Bohr magnetons
+        per cell (zero without spin).
     eigenvalues, occupations : ndarray (nspin, nk, nband)
         Ha; electrons per state.
     kpoints : ndarray (nk, 3)
@@ -74,6 +87,10 @@ class SCFResult:
 
         self.energy = scalar(lib.sxc_result_energy)
         self.fermi_level = scalar(lib.sxc_result_fermi_level)
+        self.energy_zero_width = scalar(lib.sxc_result_energy_zero_width)
+        total, absolute = ctypes.c_double(), ctypes.c_double()
+        check(lib.sxc_result_magnetization(handle, ctypes.byref(total), ctypes.byref(absolute)))
+        self.magnetization = Magnetization(total.value, absolute.value)
         self.converged = bool(scalar(lib.sxc_result_converged, ctypes.c_int))
         self.iterations = scalar(lib.sxc_result_iterations, ctypes.c_int)
         self.volume = scalar(lib.sxc_result_volume)
@@ -128,8 +145,9 @@ class SCFResult:
 
     def __repr__(self) -> str:
         state = "converged" if self.converged else "NOT converged"
+        spin = f"magnetization={self.magnetization.total:.4f} muB, " if self.nspin == 2 else ""
         return (f"SCFResult(xc={self.xc!r}, energy={self.energy:.10f} Ha ({self.energy * HARTREE_IN_EV:.6f} eV), "
-                f"fermi_level={self.fermi_level:.6f} Ha, {state} in {self.iterations} iterations, "
+                f"fermi_level={self.fermi_level:.6f} Ha, {spin}{state} in {self.iterations} iterations, "
                 f"nspin={self.nspin}, nk={self.nkpoints}, nband={self.nbands}, fft={self.fft_size})")
 
 

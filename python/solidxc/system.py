@@ -100,6 +100,13 @@ class System:
         Explicit FFT grid, or None for the smallest one that holds the density sphere.
     charge : float
         Net charge of the cell (+1 removes one electron).
+    smearing : str or None
+        Occupation smearing for metals: ``"fermi-dirac"``, ``"gaussian"``,
+        ``"methfessel-paxton"`` or ``"marzari-vanderbilt"``; None for integer occupations.
+    temperature : float or None
+        Smearing width, Ha (kT for Fermi-Dirac); None means 0.01 Ha when ``smearing`` is set.
+    magmoms : sequence of float or None
+        Initial magnetic moment per atom, Bohr magnetons; setting it turns on collinear spin.
 
     Raises
     ------
@@ -109,7 +116,8 @@ class System:
 
     def __init__(self, lattice: Any, atoms: Sequence[Any], pseudo: PseudoLike = "gth-pade",
                  ecut: float = 20.0, kpts: Sequence[int] = (4, 4, 4), kshift: Sequence[float] = (0, 0, 0),
-                 fft_size: Sequence[int] | None = None, charge: float = 0):
+                 fft_size: Sequence[int] | None = None, charge: float = 0, smearing: str | None = None,
+                 temperature: float | None = None, magmoms: Sequence[float] | None = None):
         atoms = list(atoms)
         spec = {
             "lattice": _plain(lattice),
@@ -120,6 +128,9 @@ class System:
             "kshift": _plain(kshift),
             "fft_size": _plain(fft_size),
             "charge": _plain(charge),
+            "smearing": _plain(smearing),
+            "temperature": _plain(temperature),
+            "magmoms": _plain(magmoms),
         }
         self._json = _to_json(spec)
         lib = _lib.load()
@@ -136,6 +147,9 @@ class System:
         self.kpts = tuple(int(k) for k in spec["kpts"])
         self.kshift = tuple(float(s) for s in spec["kshift"])
         self.charge = float(charge)
+        self.smearing = smearing
+        self.temperature = None if temperature is None else float(temperature)
+        self.magmoms = None if magmoms is None else [float(m) for m in magmoms]
 
         volume = ctypes.c_double()
         nelectrons = ctypes.c_double()
@@ -153,18 +167,25 @@ class System:
     @classmethod
     def from_ase(cls, atoms: Any, pseudo: PseudoLike = "gth-pade", ecut: float = 20.0,
                  kpts: Sequence[int] = (4, 4, 4), kshift: Sequence[float] = (0, 0, 0),
-                 fft_size: Sequence[int] | None = None, charge: float | None = None) -> "System":
+                 fft_size: Sequence[int] | None = None, charge: float | None = None,
+                 smearing: str | None = None, temperature: float | None = None,
+                 magmoms: Sequence[float] | None = None) -> "System":
         """A `System` from an ``ase.Atoms`` (Å), converted to bohr once.
 
-        ``charge`` defaults to the sum of the ASE atoms' initial charges.
+        ``charge`` defaults to the sum of the ASE atoms' initial charges, and ``magmoms`` to
+        their initial magnetic moments when any is non-zero.
         """
         cell = np.asarray(atoms.get_cell(), dtype=float) * ANGSTROM_IN_BOHR
         positions = np.asarray(atoms.get_positions(), dtype=float) * ANGSTROM_IN_BOHR
         symbols = atoms.get_chemical_symbols()
         if charge is None:
             charge = float(np.sum(atoms.get_initial_charges()))
+        if magmoms is None:
+            initial = np.asarray(atoms.get_initial_magnetic_moments(), dtype=float)
+            magmoms = list(initial) if initial.ndim == 1 and np.any(initial != 0) else None
         return cls(cell, list(zip(symbols, positions)), pseudo=pseudo, ecut=ecut, kpts=kpts,
-                   kshift=kshift, fft_size=fft_size, charge=charge)
+                   kshift=kshift, fft_size=fft_size, charge=charge, smearing=smearing,
+                   temperature=temperature, magmoms=magmoms)
 
     @property
     def atoms(self) -> list[tuple[str, np.ndarray]]:

@@ -46,16 +46,65 @@ public final class FFTGrid {
         guard let f, let g else { throw SolidXCError.numerical(message: "fft: FFTW could not plan a \(n1)x\(n2)x\(n3) grid") }
         forwardPlan = f
         backwardPlan = g
+        FFTGrid.plannerLock.lock()
+        defer { FFTGrid.plannerLock.unlock() }
+        try makeLinePlans()
     }
 
     deinit {
         FFTGrid.plannerLock.lock()
         fftw_destroy_plan(forwardPlan)
         fftw_destroy_plan(backwardPlan)
+        for plan in planePlans + slabPlans { fftw_destroy_plan(plan) }
+        for plans in columnPlans { for plan in plans.values { fftw_destroy_plan(plan) } }
         FFTGrid.plannerLock.unlock()
     }
 
     public func makeBuffer() -> FFTBuffer { FFTBuffer(count: count) }
+
+    // 1D plans for the pruned sphere transforms (`SphereFFT`), indexed by direction (0 forward,
+    // 1 backward). FFTW_ESTIMATE picks good 1D plans, deterministically.
+    /// Along n2 for one plane (n3 lines, stride n3), out of place.
+    fileprivate var planePlans: [fftw_plan] = []
+    /// Along n1 for the whole grid (n2 n3 lines, stride n2 n3), out of place.
+    fileprivate var slabPlans: [fftw_plan] = []
+    /// Along n3 for `count` consecutive columns, in place; made on first use, under `plannerLock`.
+    private var columnPlans: [[Int: fftw_plan]] = [[:], [:]]
+
+    private func makeLinePlans() throws {
+        let (n1, n2, n3) = size
+        guard let a = fftw_malloc(MemoryLayout<Complex>.stride * count), let b = fftw_malloc(MemoryLayout<Complex>.stride * count) else {
+            throw SolidXCError.memory(message: "fft: cannot allocate a \(n1)x\(n2)x\(n3) grid")
+        }
+        defer { fftw_free(a); fftw_free(b) }
+        let pa = a.bindMemory(to: fftw_complex.self, capacity: count)
+        let pb = b.bindMemory(to: fftw_complex.self, capacity: count)
+        var len2 = Int32(n2), len1 = Int32(n1)
+        let flags = UInt32(FFTW_ESTIMATE)
+        for sign in [FFTW_FORWARD, FFTW_BACKWARD] {
+            let plane = fftw_plan_many_dft(1, &len2, Int32(n3), pa, nil, Int32(n3), 1, pb, nil, Int32(n3), 1, sign, flags)
+            let slab = fftw_plan_many_dft(1, &len1, Int32(n2 * n3), pa, nil, Int32(n2 * n3), 1, pb, nil, Int32(n2 * n3), 1, sign, flags)
+            guard let plane, let slab else { throw SolidXCError.numerical(message: "fft: FFTW could not plan a \(n1)x\(n2)x\(n3) grid") }
+            planePlans.append(plane)
+            slabPlans.append(slab)
+        }
+    }
+
+    /// The in-place plan along n3 for `columns` consecutive columns (sign 0 forward, 1 backward).
+    fileprivate func columnPlan(sign: Int, columns: Int) -> fftw_plan? {
+        FFTGrid.plannerLock.withLock {
+            if let plan = columnPlans[sign][columns] { return plan }
+            let n3 = size.2
+            guard let a = fftw_malloc(MemoryLayout<Complex>.stride * n3 * columns) else { return nil }
+            defer { fftw_free(a) }
+            let pa = a.bindMemory(to: fftw_complex.self, capacity: n3 * columns)
+            var len3 = Int32(n3)
+            let plan = fftw_plan_many_dft(1, &len3, Int32(columns), pa, nil, 1, Int32(n3), pa, nil, 1, Int32(n3),
+                                          sign == 0 ? FFTW_FORWARD : FFTW_BACKWARD, UInt32(FFTW_ESTIMATE))
+            if let plan { columnPlans[sign][columns] = plan }
+            return plan
+        }
+    }
 
     /// f(G) = (1/N) sum_r f(r) e^{-iG.r}, from `input` into `output` (both from `makeBuffer()`,
     /// distinct; `input` is overwritten).
@@ -113,6 +162,123 @@ public final class FFTGrid {
         coefficients.withUnsafeBufferPointer { work.pointer.update(from: $0.baseAddress!, count: count) }
         backward(work, into: result)
         return (0..<count).map { result.pointer[$0].re }
+    }
+}
+
+/// Transforms between the plane-wave sphere of one k-point and the real-space grid, pruned as
+/// ABINIT and Quantum ESPRESSO do: G -> r transforms along n3 only the columns (i, j) that hold a
+/// plane wave (about a fifth), then along n2 only the planes i that hold one, then along n1
+/// everything; r -> G runs the same steps in reverse and computes only what the sphere needs.
+/// Made from 1D FFTW_ESTIMATE plans, so the same input gives the same bits on every run and
+/// thread. Immutable after init, so one instance may serve several threads, each with its own
+/// `Workspace`.
+public final class SphereFFT {
+    public let grid: FFTGrid
+    /// Grid position of each plane wave (row-major, n3 fastest), as `KPointBasis.fftIndex`.
+    public let fftIndex: [Int32]
+    /// Runs of consecutive non-empty columns (column c = i n2 + j) and their n3 plans per sign.
+    private let runs: [(start: Int, columns: Int, plans: [fftw_plan])]
+    /// Planes i that hold a plane wave, and whether each plane does.
+    private let planes: [Int]
+    private let planeUsed: [Bool]
+
+    /// Two scratch grids for the intermediate steps; one per thread.
+    public final class Workspace {
+        let box: FFTBuffer
+        let work: FFTBuffer
+        public init(_ grid: FFTGrid) {
+            box = grid.makeBuffer()
+            work = grid.makeBuffer()
+        }
+    }
+
+    public init(grid: FFTGrid, fftIndex: [Int32]) throws {
+        self.grid = grid
+        self.fftIndex = fftIndex
+        let (n1, n2, n3) = grid.size
+        var used = [Bool](repeating: false, count: n1 * n2)
+        var inPlane = [Bool](repeating: false, count: n1)
+        for idx in fftIndex {
+            precondition(idx >= 0 && Int(idx) < grid.count, "fft: plane-wave index \(idx) outside the grid")
+            let column = Int(idx) / n3
+            used[column] = true
+            inPlane[column / n2] = true
+        }
+        var found: [(start: Int, columns: Int, plans: [fftw_plan])] = []
+        var c = 0
+        while c < n1 * n2 {
+            guard used[c] else { c += 1; continue }
+            let start = c
+            // A run stays inside one plane so that all its columns share that plane's fate.
+            while c < n1 * n2 && used[c] && (c == start || c % n2 != 0) { c += 1 }
+            guard let f = grid.columnPlan(sign: 0, columns: c - start), let b = grid.columnPlan(sign: 1, columns: c - start) else {
+                throw SolidXCError.numerical(message: "fft: FFTW could not plan \(c - start) columns of \(n3) points")
+            }
+            found.append((start, c - start, [f, b]))
+        }
+        runs = found
+        planeUsed = inPlane
+        planes = (0..<n1).filter { inPlane[$0] }
+    }
+
+    /// psi(r) = sum_G c(G) e^{iG.r} on the full grid, from the sphere coefficients (`fftIndex.count`
+    /// values). `real` holds `grid.count` values, 16-byte aligned (any Swift array or FFTBuffer).
+    public func backward(_ coefficients: UnsafePointer<Complex>, into real: UnsafeMutablePointer<Complex>, workspace: Workspace) {
+        let (_, n2, n3) = grid.size
+        let planeSize = n2 * n3
+        let box = workspace.box.pointer, work = workspace.work.pointer
+        for i in planes { (box + i * planeSize).update(repeating: .zero, count: planeSize) }
+        fftIndex.withUnsafeBufferPointer { idx in
+            for g in 0..<idx.count { box[Int(idx[g])] = coefficients[g] }
+        }
+        box.withMemoryRebound(to: fftw_complex.self, capacity: grid.count) { b in
+            work.withMemoryRebound(to: fftw_complex.self, capacity: grid.count) { w in
+                for run in runs {
+                    let p = b + run.start * n3
+                    fftw_execute_dft(run.plans[1], p, p)
+                }
+                for i in 0..<planeUsed.count {
+                    if planeUsed[i] {
+                        fftw_execute_dft(grid.planePlans[1], b + i * planeSize, w + i * planeSize)
+                    } else {
+                        (work + i * planeSize).update(repeating: .zero, count: planeSize)
+                    }
+                }
+                real.withMemoryRebound(to: fftw_complex.self, capacity: grid.count) { r in
+                    fftw_execute_dft(grid.slabPlans[1], w, r)
+                }
+            }
+        }
+    }
+
+    /// c(G) = scale * sum_r f(r) e^{-iG.r} for the plane waves of the sphere (`scale` 1/N gives
+    /// Fourier coefficients). `real` (`grid.count` values) is left unchanged.
+    public func forward(_ real: UnsafePointer<Complex>, into coefficients: UnsafeMutablePointer<Complex>, scale: Double, workspace: Workspace) {
+        let (_, n2, n3) = grid.size
+        let planeSize = n2 * n3
+        let box = workspace.box.pointer, work = workspace.work.pointer
+        box.withMemoryRebound(to: fftw_complex.self, capacity: grid.count) { b in
+            work.withMemoryRebound(to: fftw_complex.self, capacity: grid.count) { w in
+                real.withMemoryRebound(to: fftw_complex.self, capacity: grid.count) { r in
+                    // The out-of-place plan does not write its input (FFTW_PRESERVE_INPUT is
+                    // the default for out-of-place 1D transforms).
+                    fftw_execute_dft(grid.slabPlans[0], UnsafeMutablePointer(mutating: r), w)
+                }
+                for i in planes {
+                    fftw_execute_dft(grid.planePlans[0], w + i * planeSize, b + i * planeSize)
+                }
+                for run in runs {
+                    let p = b + run.start * n3
+                    fftw_execute_dft(run.plans[0], p, p)
+                }
+            }
+        }
+        fftIndex.withUnsafeBufferPointer { idx in
+            for g in 0..<idx.count {
+                let v = box[Int(idx[g])]
+                coefficients[g] = Complex(scale * v.re, scale * v.im)
+            }
+        }
     }
 }
 

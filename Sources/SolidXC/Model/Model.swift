@@ -17,6 +17,10 @@ public struct Model {
     public let charge: Double
     /// Number of valence electrons in the cell.
     public let nelectrons: Double
+    /// 1 (spin-restricted) or 2 (collinear spin, when `magmoms` is given).
+    public let nspin: Int
+    /// Initial moment per atom (Bohr magnetons); zeros without spin.
+    public let magmoms: [Double]
     public let spec: SystemSpec
 
     public init(_ spec: SystemSpec) throws {
@@ -77,6 +81,22 @@ public struct Model {
         nelectrons = zsum - spec.charge
         guard nelectrons > 0 else {
             throw SolidXCError.input(field: "charge", message: "charge \(spec.charge) leaves \(nelectrons) electrons; the cell has \(zsum) valence electrons")
+        }
+        if let moments = spec.magmoms {
+            guard moments.count == atoms.count else {
+                throw SolidXCError.input(field: "magmoms", message: "has \(moments.count) entries for \(atoms.count) atoms; give one initial moment (Bohr magnetons) per atom")
+            }
+            for (i, m) in moments.enumerated() {
+                guard m.isFinite else { throw SolidXCError.input(field: "magmoms[\(i)]", message: "must be a finite number, got \(m)") }
+                guard abs(m) <= atoms[i].pseudo.zion else {
+                    throw SolidXCError.input(field: "magmoms[\(i)]", message: "\(m) Bohr magnetons exceeds the \(atoms[i].pseudo.zion) valence electrons of \(atoms[i].element)")
+                }
+            }
+            nspin = 2
+            magmoms = moments
+        } else {
+            nspin = 1
+            magmoms = [Double](repeating: 0, count: atoms.count)
         }
     }
 

@@ -34,10 +34,18 @@ public struct SystemSpec: Equatable {
     public var fftSize: [Int]?
     /// Net charge of the cell in electrons' units (+1 removes one electron).
     public var charge: Double
+    /// Occupation smearing ("fermi-dirac", "gaussian", "methfessel-paxton", "marzari-vanderbilt"),
+    /// or nil for integer occupations (insulators).
+    public var smearing: String?
+    /// Smearing width (Ha; kT for Fermi-Dirac). nil: 0.01 Ha when smearing is set.
+    public var temperature: Double?
+    /// Initial magnetic moment per atom (Bohr magnetons). Setting it turns on collinear spin (nspin = 2).
+    public var magmoms: [Double]?
 
     public init(lattice: [[Double]], atoms: [AtomSpec], pseudo: PseudoSpec = .table("gth-pade"),
                 ecut: Double, kpts: [Int] = [1, 1, 1], kshift: [Double] = [0, 0, 0],
-                fftSize: [Int]? = nil, charge: Double = 0) {
+                fftSize: [Int]? = nil, charge: Double = 0, smearing: String? = nil, temperature: Double? = nil,
+                magmoms: [Double]? = nil) {
         self.lattice = lattice
         self.atoms = atoms
         self.pseudo = pseudo
@@ -46,6 +54,9 @@ public struct SystemSpec: Equatable {
         self.kshift = kshift
         self.fftSize = fftSize
         self.charge = charge
+        self.smearing = smearing
+        self.temperature = temperature
+        self.magmoms = magmoms
     }
 }
 
@@ -77,9 +88,11 @@ public struct SCFOptions: Equatable {
 
 /// The converged (or last) state of an SCF run. Arrays are flat, row-major, with the stated shapes.
 public struct SCFResult {
-    /// Total (free) energy, Ha per cell.
+    /// Total (free) energy, Ha per cell: with smearing the Mermin free energy E - TS, whose -TS
+    /// is the "entropy" term of `energies`.
     public var energy: Double
-    /// Energy terms in a fixed order: kinetic, local, nonlocal, hartree, xc, ewald, psp_correction (Ha).
+    /// Energy terms in a fixed order: kinetic, local, nonlocal, hartree, xc, ewald, psp_correction,
+    /// and entropy (-TS) with smearing (Ha).
     public var energies: [(name: String, value: Double)]
     public var nspin: Int
     public var nkpoints: Int
@@ -107,4 +120,8 @@ public struct SCFResult {
     /// Cell volume, bohr^3.
     public var volume: Double
     public var nelectrons: Double
+    /// The energy extrapolated to zero smearing width (Ha; equals `energy` without smearing).
+    public var energyZeroWidth: Double
+    /// Total and absolute magnetisation (Bohr magnetons per cell; zero without spin).
+    public var magnetization: (total: Double, absolute: Double)
 }

@@ -8,6 +8,23 @@ struct HamiltonianBlock {
     /// Total local potential of this spin on the real-space grid (N values).
     let potential: UnsafeBufferPointer<Double>
     let terms: [Term]
+    /// Pruned sphere <-> grid transforms of this k-point (nil: FFTW could not plan them, so the
+    /// full 3D transform is used), and scratch grids for them. A block serves one thread.
+    let sphere: SphereFFT?
+    let workspace: SphereFFT.Workspace
+    let real: FFTBuffer
+
+    init(basis: PlaneWaveBasis, k: Int, spin: Int, potential: UnsafeBufferPointer<Double>, terms: [Term],
+         sphere: SphereFFT? = nil) {
+        self.basis = basis
+        self.k = k
+        self.spin = spin
+        self.potential = potential
+        self.terms = terms
+        self.sphere = sphere ?? (try? SphereFFT(grid: basis.fft, fftIndex: basis.kpoints[k].fftIndex))
+        workspace = SphereFFT.Workspace(basis.fft)
+        real = basis.fft.makeBuffer()
+    }
 
     /// H X for X npw x nvec (column-major).
     func apply(_ x: [Complex], nvec: Int) -> [Complex] {
@@ -15,23 +32,34 @@ struct HamiltonianBlock {
         let npw = kb.count
         let n = basis.gridCount
         var out = [Complex](repeating: .zero, count: npw * nvec)
-        let box = basis.fft.makeBuffer()
-        let real = basis.fft.makeBuffer()
-        let bp = box.pointer
         let rp = real.pointer
+        let scale = 1.0 / Double(n)
         x.withUnsafeBufferPointer { xp in
             out.withUnsafeMutableBufferPointer { op in
-                kb.fftIndex.withUnsafeBufferPointer { idx in
+                if let sphere {
                     for v in 0..<nvec {
-                        box.zero()
-                        for g in 0..<npw { bp[Int(idx[g])] = xp[v * npw + g] }
-                        basis.fft.backward(box, into: real)
+                        sphere.backward(xp.baseAddress! + v * npw, into: rp, workspace: workspace)
                         for i in 0..<n {
                             rp[i].re *= potential[i]
                             rp[i].im *= potential[i]
                         }
-                        basis.fft.forward(real, into: box)
-                        for g in 0..<npw { op[v * npw + g] = bp[Int(idx[g])] }
+                        sphere.forward(rp, into: op.baseAddress! + v * npw, scale: scale, workspace: workspace)
+                    }
+                } else {
+                    let box = workspace.box
+                    let bp = box.pointer
+                    kb.fftIndex.withUnsafeBufferPointer { idx in
+                        for v in 0..<nvec {
+                            box.zero()
+                            for g in 0..<npw { bp[Int(idx[g])] = xp[v * npw + g] }
+                            basis.fft.backward(box, into: real)
+                            for i in 0..<n {
+                                rp[i].re *= potential[i]
+                                rp[i].im *= potential[i]
+                            }
+                            basis.fft.forward(real, into: box)
+                            for g in 0..<npw { op[v * npw + g] = bp[Int(idx[g])] }
+                        }
                     }
                 }
                 for term in terms {

@@ -143,20 +143,32 @@ struct LOBPCG {
             let cm = Array(vecs[0..<(r2 * newWidth)])
             let xNew = product(so, r2, cm, newWidth)
             let axNew = product(aso, r2, cm, newWidth)
-            // P = X_new - X (X^H X_new): the step, orthogonal to the old X. Its image AP is
-            // recomputed rather than updated by the same difference, which loses all precision
-            // once the step is small (the classic LOBPCG instability).
-            let overlap = adjointProduct(x, width, xNew, newWidth)
-            let px = product(x, width, overlap, newWidth)
-            p = xNew
-            for i in 0..<p.count { p[i] -= px[i] }
+            // P = X_new - X (X^H X_new): the step, orthogonal to the old X. The difference is
+            // taken on the small coefficient matrix in the orthonormal basis So = S T (where
+            // X = So Q, Q = So^H X), P = So (C - Q Q^H C), so no cancellation happens between
+            // long vectors, and AP = ASo (C - Q Q^H C) is A applied to exactly the same
+            // combination: P and AP stay consistent without a new application of A.
+            let q = adjointProduct(so, r2, x, width)
+            var step = cm
+            q.withUnsafeBufferPointer { qp in
+                var qhc = [Complex](repeating: .zero, count: width * newWidth)
+                cm.withUnsafeBufferPointer { cp in qhc.withUnsafeMutableBufferPointer { hp in
+                    gemmAdjointA(qp.baseAddress!, cp.baseAddress!, m: r2, p: width, q: newWidth, hp.baseAddress!)
+                } }
+                qhc.withUnsafeBufferPointer { hp in step.withUnsafeMutableBufferPointer { sp in
+                    gemm(qp.baseAddress!, hp.baseAddress!, m: r2, k: width, n: newWidth, sp.baseAddress!,
+                         alpha: Complex(-1, 0), beta: Complex(1, 0))
+                } }
+            }
+            // Normalise the columns of P (in the orthonormal basis, |P_v| = |step_v|).
             for v in 0..<newWidth {
                 var norm = 0.0
-                for g in 0..<n { norm += p[v * n + g].norm2 }
+                for g in 0..<r2 { norm += step[v * r2 + g].norm2 }
                 let inv = norm > 1e-300 ? 1 / norm.squareRoot() : 0
-                for g in 0..<n { p[v * n + g] = inv * p[v * n + g] }
+                for g in 0..<r2 { step[v * r2 + g] = inv * step[v * r2 + g] }
             }
-            ap = apply(p, newWidth)
+            p = product(so, r2, step, newWidth)
+            ap = product(aso, r2, step, newWidth)
             pWidth = newWidth
             x = xNew
             ax = axNew

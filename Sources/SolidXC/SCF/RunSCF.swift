@@ -25,6 +25,8 @@ public struct PreparedSystem {
     public let model: Model
     public let kgrid: KGrid
     public let fftSize: [Int]
+    /// The occupation smearing, or nil for integer occupations.
+    public let smearing: Smearing?
 
     /// Largest supported values: they keep every size computation far from integer overflow.
     static let maxEcut = 1e5
@@ -62,12 +64,20 @@ public struct PreparedSystem {
             }
             fftSize = PlaneWaveBasis.defaultFFTSize(lattice: model.lattice, ecut: spec.ecut)
         }
-        // Without smearing or spin (see the [metals] issue) every band holds two electrons.
-        let pairs = model.nelectrons / 2
+        if let name = spec.smearing {
+            smearing = try Smearing(name: name, width: spec.temperature ?? 0.01)
+        } else {
+            if let t = spec.temperature {
+                throw SolidXCError.input(field: "temperature", message: "\(t) Ha is given but no smearing; set smearing (for example \"fermi-dirac\") or drop temperature")
+            }
+            smearing = nil
+        }
         guard model.nelectrons <= 1e6 else {
             throw SolidXCError.input(field: "charge", message: "\(model.nelectrons) electrons; at most 10^6 are supported")
         }
-        guard abs(pairs - pairs.rounded()) < 1e-8 else {
+        // Integer occupations need whole bands: pairs without spin, single electrons with it.
+        let units = model.nspin == 1 ? model.nelectrons / 2 : model.nelectrons
+        guard smearing != nil || abs(units - units.rounded()) < 1e-8 else {
             throw SolidXCError.input(field: "smearing", message: "the cell has \(model.nelectrons) valence electrons, which cannot fill whole bands of two electrons; set smearing (for example smearing=\"fermi-dirac\", temperature=0.01) or spin polarisation (magmoms)")
         }
     }
@@ -104,17 +114,16 @@ public func runSCF(system prepared: PreparedSystem, options: SCFOptions) throws 
     let functional = try FunctionalRegistry.shared.make(options.xc)
     let model = prepared.model
     let system = prepared.spec
-    let nocc = (model.nelectrons / 2).rounded(.up)
-    let nbands = Double(options.nbands ?? Int(nocc) + max(4, Int(nocc) / 5))
+    let nbands = Double(options.nbands ?? SelfConsistentField.defaultBands(model: model, smearing: prepared.smearing != nil))
     let threads = max(1, min(options.threads ?? SelfConsistentField.processorCount(), prepared.kgrid.kpoints.count))
-    let need = PlaneWaveBasis.memoryEstimate(lattice: model.lattice, ecut: system.ecut, nk: prepared.kgrid.kpoints.count, nspin: 1,
+    let need = PlaneWaveBasis.memoryEstimate(lattice: model.lattice, ecut: system.ecut, nk: prepared.kgrid.kpoints.count, nspin: model.nspin,
                                              nbands: nbands, fftSize: prepared.fftSize, threads: threads)
     let limit = options.memoryLimitBytes ?? availableMemoryBytes() ?? 8e9
     guard need <= limit else {
         throw SolidXCError.memory(message: "ecut: this calculation needs about \(megabytes(need)) MB but only \(megabytes(limit)) MB are available; lower ecut or the k-grid")
     }
     let basis = try PlaneWaveBasis(model: model, ecut: system.ecut, kgrid: prepared.kgrid, fftSize: prepared.fftSize)
-    let scf = try SelfConsistentField(basis: basis, functional: functional, options: options)
+    let scf = try SelfConsistentField(basis: basis, functional: functional, options: options, smearing: prepared.smearing)
     return try scf.run()
 }
 

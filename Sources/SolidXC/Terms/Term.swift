@@ -8,6 +8,20 @@ public struct SCFState {
     /// Per (spin, k): nbands occupations (2 per state without spin, 1 with).
     public var occupations: [[Double]]
     public var nbands: Int
+    /// Per (spin, k): nbands eigenvalues (Ha), and the Fermi level (Ha). Empty/0 before the first diagonalisation.
+    public var eigenvalues: [[Double]] = []
+    public var fermiLevel: Double = 0
+
+    public init(rho: [Double], nspin: Int, orbitals: [[Complex]], occupations: [[Double]], nbands: Int,
+                eigenvalues: [[Double]] = [], fermiLevel: Double = 0) {
+        self.rho = rho
+        self.nspin = nspin
+        self.orbitals = orbitals
+        self.occupations = occupations
+        self.nbands = nbands
+        self.eigenvalues = eigenvalues
+        self.fermiLevel = fermiLevel
+    }
 }
 
 /// A term's answer: its energy (Ha per cell) and, for density-dependent terms, the local

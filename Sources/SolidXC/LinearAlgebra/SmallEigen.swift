@@ -14,16 +14,7 @@ enum SmallEigen {
     /// converge.
     static func hermitian(_ input: [Complex], n: Int) -> (values: [Double], vectors: [Complex]) {
         if n <= 2 { return jacobi(input, n: n) }
-        var a = input
-        for j in 0..<n {
-            a[j * n + j].im = 0
-            for i in 0..<j {
-                let x = a[j * n + i], y = a[i * n + j].conjugate
-                let m = Complex(0.5 * (x.re + y.re), 0.5 * (x.im + y.im))
-                a[j * n + i] = m
-                a[i * n + j] = m.conjugate
-            }
-        }
+        var a = symmetrised(input, n: n)
         var q = [Complex](repeating: .zero, count: n * n)
         for i in 0..<n { q[i * n + i] = Complex(1, 0) }
         // sub[k] = T[k+1, k] of the complex tridiagonal T = Q^H A Q.
@@ -166,13 +157,9 @@ enum SmallEigen {
         return true
     }
 
-    /// The same decomposition by cyclic complex Jacobi rotations: slower, kept as the fallback
-    /// and as an independent check in the tests.
-    /// Eigenvalues (ascending) and eigenvectors (columns, column-major n x n) of the Hermitian
-    /// matrix `a` (column-major n x n; both triangles read as Hermitian).
-    static func jacobi(_ input: [Complex], n: Int) -> (values: [Double], vectors: [Complex]) {
+    /// The Hermitian part (A + A^H)/2, removing round-off asymmetry.
+    static func symmetrised(_ input: [Complex], n: Int) -> [Complex] {
         var a = input
-        // Symmetrise to remove round-off asymmetry.
         for j in 0..<n {
             a[j * n + j].im = 0
             for i in 0..<j {
@@ -182,6 +169,15 @@ enum SmallEigen {
                 a[i * n + j] = m.conjugate
             }
         }
+        return a
+    }
+
+    /// The same decomposition by cyclic complex Jacobi rotations: slower, kept as the fallback
+    /// and as an independent check in the tests.
+    /// Eigenvalues (ascending) and eigenvectors (columns, column-major n x n) of the Hermitian
+    /// matrix `a` (column-major n x n; both triangles read as Hermitian).
+    static func jacobi(_ input: [Complex], n: Int) -> (values: [Double], vectors: [Complex]) {
+        var a = symmetrised(input, n: n)
         var v = [Complex](repeating: .zero, count: n * n)
         for i in 0..<n { v[i * n + i] = Complex(1, 0) }
         var scale = 0.0

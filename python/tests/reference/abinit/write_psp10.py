@@ -7,7 +7,8 @@ symbol; e.g. 'Mg' in gth-pade/gth-pbe resolves to the q10 semicore entry).  Numb
 so ABINIT reads back the identical doubles.  Spin-orbit k_ij are written as zero.
 
 Usage:
-    python3 write_psp10.py                       # the files used by run_abinit.py (Si,C,Mg,O gth-pade; Si gth-pbe)
+    python3 write_psp10.py                       # the files used by run_abinit.py (insulators: Si,C,Mg,O gth-pade;
+                                                 # Si gth-pbe; metals: Al gth-pade/gth-pbe, Ca gth-pade, Ni gth-pbe)
     python3 write_psp10.py Fe:gth-pbe Mg:gth-pade-q2 [--outdir DIR]
 
 Output file name: <El>.<table>.psp10 (e.g. Si.gth-pade.psp10).
@@ -18,7 +19,8 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PSPDIR = os.path.join(HERE, 'psp')
-DEFAULT_SET = ['Si:gth-pade', 'Si:gth-pbe', 'C:gth-pade', 'Mg:gth-pade', 'O:gth-pade']
+DEFAULT_SET = ['Si:gth-pade', 'Si:gth-pbe', 'C:gth-pade', 'Mg:gth-pade', 'O:gth-pade',
+               'Al:gth-pade', 'Al:gth-pbe', 'Ca:gth-pade', 'Ni:gth-pbe']
 
 
 def gth_params(element, table):

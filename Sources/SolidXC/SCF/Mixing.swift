@@ -4,8 +4,8 @@ import Glibc
 
 /// Kerker-preconditioned Anderson (Pulay) mixing of the density.
 /// The preconditioned residual is P R = F^{-1}[ G^2/(G^2 + q0^2) R(G) ] on the spin-summed part
-/// (the magnetisation part is mixed unpreconditioned), and Anderson extrapolates over the last
-/// `history` iterates.
+/// (the magnetisation part is unpreconditioned and takes plain damped steps), and Anderson
+/// extrapolates the total density over the last `history` iterates.
 public final class AndersonKerkerMixer {
     let basis: PlaneWaveBasis
     let beta: Double
@@ -43,11 +43,47 @@ public final class AndersonKerkerMixer {
     }
 
     /// Next input density from the current input and output densities.
-    public func next(rhoIn: [Double], rhoOut: [Double], nspin: Int) -> [Double] {
+    ///
+    /// Without spin: Anderson over the Kerker-preconditioned residuals. With spin the total
+    /// density goes through Anderson while the magnetisation takes plain damped steps: a
+    /// least-squares extrapolation over the magnetisation steers to the nearest fixed point,
+    /// which for a magnet is often the non-magnetic saddle, whereas plain steps let an unstable
+    /// (magnetic) mode grow to the magnetic ground state. During the first `plainSteps`
+    /// iterations (far from the fixed point, where the linear model behind Anderson fails) every
+    /// step is plain and no history is kept.
+    public func next(rhoIn: [Double], rhoOut: [Double], nspin: Int, plain: Bool = false) -> [Double] {
         let count = rhoIn.count
         var r = [Double](repeating: 0, count: count)
         for i in 0..<count { r[i] = rhoOut[i] - rhoIn[i] }
         let f = precondition(r, nspin: nspin)
+        if nspin == 1 { return anderson(x: rhoIn, f: f, plain: plain) }
+        let n = basis.gridCount
+        var total = [Double](repeating: 0, count: n)
+        var totalStep = [Double](repeating: 0, count: n)
+        for i in 0..<n {
+            total[i] = rhoIn[i] + rhoIn[n + i]
+            totalStep[i] = f[i] + f[n + i]
+        }
+        let newTotal = anderson(x: total, f: totalStep, plain: plain)
+        var out = [Double](repeating: 0, count: 2 * n)
+        for i in 0..<n {
+            let m = rhoIn[i] - rhoIn[n + i] + beta * (f[i] - f[n + i])
+            out[i] = 0.5 * (newTotal[i] + m)
+            out[n + i] = 0.5 * (newTotal[i] - m)
+        }
+        return out
+    }
+
+    /// One Anderson step for iterate `x` with preconditioned residual `f` (plain if asked).
+    func anderson(x rhoIn: [Double], f: [Double], plain: Bool) -> [Double] {
+        let count = rhoIn.count
+        if plain {
+            inputs.removeAll()
+            residuals.removeAll()
+            var x = rhoIn
+            for i in 0..<count { x[i] += beta * f[i] }
+            return x
+        }
         inputs.append(rhoIn)
         residuals.append(f)
         if inputs.count > history + 1 {

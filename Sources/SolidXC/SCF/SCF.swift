@@ -264,7 +264,8 @@ public final class SelfConsistentField {
                 converged = true
                 break
             }
-            rhoIn = mixer.next(rhoIn: rhoIn, rhoOut: rhoOut, nspin: nspin)
+            // The first step starts from the atomic guess, far from the fixed point: no history.
+            rhoIn = mixer.next(rhoIn: rhoIn, rhoOut: rhoOut, nspin: nspin, plain: iterations == 1)
             normalise(&rhoIn)
         }
         if !converged && options.raiseOnNonconvergence {

@@ -115,6 +115,11 @@ int sxc_system_fft_size(const sxc_system* sys, int fft[3]);
  * result is returned and sxc_result_converged reports 0.
  * The call blocks for the duration of the SCF; it may run concurrently on other threads. */
 int sxc_scf_forward(const sxc_system* sys, const char* xc, const char* options_json, sxc_result** out);
+/* As sxc_scf_forward, starting from a previous result's density (same FFT grid and spin) and
+ * orbitals (same k-points and bands, mapped by Miller index): for example the previous point of
+ * an equation-of-state scan. start may be NULL. */
+int sxc_scf_forward_from(const sxc_system* sys, const char* xc, const char* options_json,
+                         const sxc_result* start, sxc_result** out);
 
 /* ---- Results ----------------------------------------------------------------------- */
 

@@ -18,20 +18,35 @@ final class ResultBox {
 public func sxc_scf_forward(_ sys: OpaquePointer?, _ xc: UnsafePointer<CChar>?, _ optionsJSON: UnsafePointer<CChar>?,
                             _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
     out?.pointee = nil
-    return guarded("sxc_scf_forward") {
-        let system = try HandleTable.shared.system(sys)
-        guard let name = String(validatingCString: try readCString(xc, "xc")) else {
-            throw SolidXCError.input(field: "xc", message: "is not valid UTF-8")
-        }
-        guard let out else { throw ABIError.buffer("out is NULL") }
-        var json = JSONValue.object([])
-        if let optionsJSON, optionsJSON.pointee != 0 {
-            json = try JSONParser.parse(optionsJSON)
-        }
-        let options = try Decode.scfOptions(json, xc: name)
-        let result = try runSCF(system: system.prepared, options: options)
-        out.pointee = HandleTable.shared.insert(.result(ResultBox(result)))
+    return guarded("sxc_scf_forward") { try forward(sys, xc, optionsJSON, start: nil, out) }
+}
+
+@_cdecl("sxc_scf_forward_from")
+public func sxc_scf_forward_from(_ sys: OpaquePointer?, _ xc: UnsafePointer<CChar>?, _ optionsJSON: UnsafePointer<CChar>?,
+                                 _ start: OpaquePointer?, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    out?.pointee = nil
+    return guarded("sxc_scf_forward_from") {
+        let previous = try start.map { try HandleTable.shared.result($0).result.start }
+        try forward(sys, xc, optionsJSON, start: previous, out)
     }
+}
+
+/// The shared body of the two forward entry points.
+private func forward(_ sys: OpaquePointer?, _ xc: UnsafePointer<CChar>?, _ optionsJSON: UnsafePointer<CChar>?,
+                     start: SCFStart?, _ out: UnsafeMutablePointer<OpaquePointer?>?) throws {
+    let system = try HandleTable.shared.system(sys)
+    guard let name = String(validatingCString: try readCString(xc, "xc")) else {
+        throw SolidXCError.input(field: "xc", message: "is not valid UTF-8")
+    }
+    guard let out else { throw ABIError.buffer("out is NULL") }
+    var json = JSONValue.object([])
+    if let optionsJSON, optionsJSON.pointee != 0 {
+        json = try JSONParser.parse(optionsJSON)
+    }
+    var options = try Decode.scfOptions(json, xc: name)
+    options.start = start
+    let result = try runSCF(system: system.prepared, options: options)
+    out.pointee = HandleTable.shared.insert(.result(ResultBox(result)))
 }
 
 @_cdecl("sxc_result_free")

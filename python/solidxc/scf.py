@@ -154,7 +154,7 @@ class SCFResult:
 def scf(system: System, xc: str = "lda,pw", *, tol: float = 1e-9, maxiter: int = 100,
         nbands: int | None = None, mixing_beta: float | None = None, kerker_q0: float | None = None,
         raise_on_nonconvergence: bool = True, memory_limit_bytes: float | None = None,
-        verbose: bool = False, threads: int | None = None) -> SCFResult:
+        verbose: bool = False, threads: int | None = None, start: "SCFResult | None" = None) -> SCFResult:
     """Runs the Kohn-Sham SCF for ``system`` with functional ``xc``.
 
     Parameters
@@ -178,6 +178,9 @@ def scf(system: System, xc: str = "lda,pw", *, tol: float = 1e-9, maxiter: int =
         One line per iteration on stderr.
     threads : int, optional
         Threads over k-points (default: one per core). Results do not depend on it.
+    start : SCFResult, optional
+        A previous result to start from: its density (when the FFT grid and spin match) and
+        orbitals (when the k-points and bands match), e.g. the previous point of a volume scan.
 
     Raises
     ------
@@ -194,5 +197,11 @@ def scf(system: System, xc: str = "lda,pw", *, tol: float = 1e-9, maxiter: int =
     options_json = json.dumps({k: (v.item() if isinstance(v, np.generic) else v) for k, v in options.items()})
     lib = _lib.load()
     handle = ctypes.c_void_p()
-    _lib.check(lib.sxc_scf_forward(system.handle, str(xc).encode(), options_json.encode(), ctypes.byref(handle)))
+    if start is None:
+        _lib.check(lib.sxc_scf_forward(system.handle, str(xc).encode(), options_json.encode(), ctypes.byref(handle)))
+    else:
+        if not isinstance(start, SCFResult):
+            raise TypeError(f"scf: start must be a solidxc.SCFResult, got {type(start).__name__}")
+        _lib.check(lib.sxc_scf_forward_from(system.handle, str(xc).encode(), options_json.encode(), start.handle,
+                                            ctypes.byref(handle)))
     return SCFResult(handle.value, system, str(xc))

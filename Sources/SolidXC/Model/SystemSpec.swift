@@ -61,7 +61,7 @@ public struct SystemSpec: Equatable {
 }
 
 /// Options of one SCF run.
-public struct SCFOptions: Equatable {
+public struct SCFOptions {
     /// Functional name understood by `FunctionalRegistry` ("lda,pw", "lda,vwn", "teter", "pbe", or a registered name).
     public var xc: String = "lda,pw"
     /// Convergence threshold on the energy change (Ha) between iterations; the density residual
@@ -83,7 +83,33 @@ public struct SCFOptions: Equatable {
     public var verbose: Bool = false
     /// Threads over k-points (nil: one per core). Results do not depend on it.
     public var threads: Int? = nil
+    /// A previous result to start from (density, and orbitals where the k-points and bands
+    /// match), for example the previous point of an equation-of-state scan.
+    public var start: SCFStart? = nil
     public init() {}
+}
+
+/// What a later SCF can start from: the converged density and orbitals of an earlier run.
+public struct SCFStart {
+    /// [nspin][n1][n2][n3], electrons/bohr^3.
+    public var density: [Double]
+    public var fftSize: [Int]
+    public var nspin: Int
+    public var nbands: Int
+    /// Per (spin, k): npw x nbands coefficients, and the Miller indices of the plane waves.
+    public var orbitals: [[Complex]]
+    public var millerIndices: [[SIMD3<Int32>]]
+    /// Reduced k-points of the run.
+    public var kpoints: [Vec3]
+}
+
+extension SCFOptions: Equatable {
+    public static func == (a: SCFOptions, b: SCFOptions) -> Bool {
+        a.xc == b.xc && a.tol == b.tol && a.maxiter == b.maxiter && a.nbands == b.nbands && a.mixingBeta == b.mixingBeta
+            && a.kerkerQ0 == b.kerkerQ0 && a.raiseOnNonconvergence == b.raiseOnNonconvergence
+            && a.memoryLimitBytes == b.memoryLimitBytes && a.verbose == b.verbose && a.threads == b.threads
+            && (a.start == nil) == (b.start == nil)
+    }
 }
 
 /// The converged (or last) state of an SCF run. Arrays are flat, row-major, with the stated shapes.
@@ -124,4 +150,6 @@ public struct SCFResult {
     public var energyZeroWidth: Double
     /// Total and absolute magnetisation (Bohr magnetons per cell; zero without spin).
     public var magnetization: (total: Double, absolute: Double)
+    /// The state a later SCF can start from (`SCFOptions.start`).
+    public var start: SCFStart
 }

@@ -73,6 +73,29 @@ public final class SelfConsistentField {
         return out
     }
 
+    /// Orbitals of a previous run mapped onto this basis by Miller index (plane waves absent from
+    /// the old sphere start at zero), when the k-points, spins and band count match; else none.
+    func startingOrbitals(_ start: SCFStart) -> [[Complex]] {
+        let nk = basis.kpoints.count
+        guard start.nspin == nspin, start.nbands == nbands, start.kpoints.count == nk, start.orbitals.count == nspin * nk,
+              zip(start.kpoints, basis.kpoints).allSatisfy({ norm($0 - $1.k) < 1e-10 }) else { return [] }
+        var out: [[Complex]] = []
+        for job in 0..<(nspin * nk) {
+            let kb = basis.kpoints[job % nk]
+            var position: [SIMD3<Int32>: Int] = [:]
+            for (g, m) in kb.millerIndices.enumerated() { position[m] = g }
+            let old = start.millerIndices[job % nk]
+            let npwOld = old.count
+            var psi = [Complex](repeating: .zero, count: kb.count * nbands)
+            for (gOld, m) in old.enumerated() {
+                guard let g = position[m] else { continue }
+                for band in 0..<nbands { psi[band * kb.count + g] = start.orbitals[job][band * npwOld + gOld] }
+            }
+            out.append(psi)
+        }
+        return out
+    }
+
     /// Scales all spin channels together so the density holds N_el electrons.
     func normalise(_ rho: inout [Double]) {
         let total = rho.reduce(0, +) * basis.dv
@@ -212,6 +235,14 @@ public final class SelfConsistentField {
         let mixer = AndersonKerkerMixer(basis: basis, beta: options.mixingBeta, q0: options.kerkerQ0)
         var rhoIn = initialDensity()
         var state = SCFState(rho: rhoIn, nspin: nspin, orbitals: [], occupations: [], nbands: nbands)
+        if let start = options.start {
+            if start.nspin == nspin && start.fftSize == basis.fftSize && start.density.count == rhoIn.count {
+                rhoIn = start.density
+                normalise(&rhoIn)
+                state.rho = rhoIn
+            }
+            state.orbitals = startingOrbitals(start)
+        }
         var energyHistory: [Double] = []
         var residualHistory: [Double] = []
         var lastEnergy = Double.nan
@@ -297,7 +328,10 @@ public final class SelfConsistentField {
                          fermiLevel: fermi, density: rhoOut, fftSize: basis.fftSize, converged: converged, iterations: iterations,
                          energyHistory: energyHistory, residualHistory: residualHistory, volume: basis.model.lattice.volume,
                          nelectrons: basis.model.nelectrons, energyZeroWidth: zeroWidth,
-                         magnetization: (total * basis.dv, absolute * basis.dv))
+                         magnetization: (total * basis.dv, absolute * basis.dv),
+                         start: SCFStart(density: rhoOut, fftSize: basis.fftSize, nspin: nspin, nbands: nbands,
+                                         orbitals: state.orbitals, millerIndices: basis.kpoints.map { $0.millerIndices },
+                                         kpoints: basis.kpoints.map { $0.k }))
     }
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import warnings
 import weakref
 from collections import Counter
 from typing import Any, Iterable, Mapping, Sequence, Union
@@ -69,6 +70,31 @@ def _to_json(obj: Any) -> str:
         return json.dumps(obj, default=default)
     except (TypeError, ValueError) as exc:
         raise InputError(f"system: {exc}", 1) from None
+
+
+#: A gap between atoms wider than this along a lattice direction (bohr) is taken as vacuum.
+VACUUM_GAP_BOHR = 10.0
+
+
+def _warn_vacuum_sampling(lattice: np.ndarray, positions: np.ndarray, kpts: Sequence[int],
+                          kshift: Sequence[float]) -> None:
+    """Warns when the k-grid samples or shifts along a vacuum direction (a slab or a 2D crystal).
+
+    Along a direction with vacuum, the bands have no dispersion, so k-points there only cost time,
+    and a shift is almost always a mistake carried over from a bulk input.
+    """
+    if len(positions) == 0:
+        return
+    inverse = np.linalg.inv(lattice)
+    fractional = np.mod(positions @ inverse, 1.0)
+    for i in range(3):
+        coords = np.sort(fractional[:, i])
+        gaps = np.diff(np.concatenate([coords, [coords[0] + 1.0]]))
+        vacuum = float(np.max(gaps)) * float(np.linalg.norm(lattice[i]))
+        if vacuum > VACUUM_GAP_BOHR and (int(kpts[i]) > 1 or float(kshift[i]) != 0.0):
+            warnings.warn(f"kpts/kshift: direction {i + 1} has {vacuum:.1f} bohr of vacuum, yet the k-grid "
+                          f"samples it (kpts[{i}] = {kpts[i]}, kshift[{i}] = {kshift[i]}); use kpts[{i}] = 1 "
+                          f"and kshift[{i}] = 0 for a slab or 2D crystal", stacklevel=3)
 
 
 def _free_system(handle: int) -> None:
@@ -150,6 +176,7 @@ class System:
         self.smearing = smearing
         self.temperature = None if temperature is None else float(temperature)
         self.magmoms = None if magmoms is None else [float(m) for m in magmoms]
+        _warn_vacuum_sampling(self.lattice, self.positions, self.kpts, self.kshift)
 
         volume = ctypes.c_double()
         nelectrons = ctypes.c_double()

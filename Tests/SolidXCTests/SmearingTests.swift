@@ -86,6 +86,8 @@ private func assertInputError(_ body: () throws -> Void, field expected: String,
 }
 
 /// One ABINIT 9.6.2 run of fcc Al (see `abinitCases`). Blocks are (spin, k), spin-major, like ABINIT.
+/// Decks, runner and raw data: python/tests/reference/abinit/smearing/ (run_smearing_refs.py writes
+/// smearing_refs.json; emit_swift.py prints the literals below).
 private struct AbinitSmearingCase {
     var tag: String
     var occopt: Int

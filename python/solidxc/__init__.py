@@ -14,6 +14,7 @@ Example::
 """
 
 from . import units
+from .eos import EOSResult, eos
 from .errors import (BufferSizeError, CallbackError, ConvergenceError, HandleError, InputError, InternalError,
                      NumericalError, ResourceError, SolidXCError)
 from .scf import SCFResult, scf
@@ -29,7 +30,7 @@ def library_version() -> str:
 
 
 __all__ = [
-    "System", "scf", "SCFResult", "units", "library_version", "__version__",
+    "System", "scf", "SCFResult", "eos", "EOSResult", "units", "library_version", "__version__",
     "SolidXCError", "InputError", "ConvergenceError", "CallbackError", "ResourceError", "NumericalError",
     "HandleError", "BufferSizeError", "InternalError",
 ]

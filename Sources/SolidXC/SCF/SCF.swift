@@ -96,6 +96,19 @@ public final class SelfConsistentField {
         return out
     }
 
+    /// Integrals of rho_up - rho_down and of its modulus (Bohr magnetons); zero without spin.
+    func magnetization(_ rho: [Double]) -> (total: Double, absolute: Double) {
+        guard nspin == 2 else { return (0, 0) }
+        let n = basis.gridCount
+        var total = 0.0, absolute = 0.0
+        for i in 0..<n {
+            let m = rho[i] - rho[n + i]
+            total += m
+            absolute += abs(m)
+        }
+        return (total * basis.dv, absolute * basis.dv)
+    }
+
     /// Scales all spin channels together so the density holds N_el electrons.
     func normalise(_ rho: inout [Double]) {
         let total = rho.reduce(0, +) * basis.dv
@@ -280,12 +293,7 @@ public final class SelfConsistentField {
             residualHistory.append(residual)
             if options.verbose {
                 var line = "scf \(iterations): E = \(energy) Ha, dE = \(change), |drho| = \(residual)"
-                if nspin == 2 {
-                    let n = basis.gridCount
-                    var m = 0.0
-                    for i in 0..<n { m += rhoOut[i] - rhoOut[n + i] }
-                    line += ", magnetization = \(m * basis.dv)"
-                }
+                if nspin == 2 { line += ", magnetization = \(magnetization(rhoOut).total)" }
                 fputs(line + "\n", stderr)
             }
             lastEnergy = energy
@@ -311,15 +319,6 @@ public final class SelfConsistentField {
                 throw SolidXCError.input(field: "nbands", message: "the highest of the \(nbands) bands holds \(top) electrons at some k-point; raise nbands so the top bands are empty")
             }
         }
-        let n = basis.gridCount
-        var total = 0.0, absolute = 0.0
-        if nspin == 2 {
-            for i in 0..<n {
-                let m = rhoOut[i] - rhoOut[n + i]
-                total += m
-                absolute += abs(m)
-            }
-        }
         let entropyTerm = energies.first { $0.name == "entropy" }?.value ?? 0
         let zeroWidth = smearing.map { $0.zeroWidthEnergy(free: lastEnergy, internal: lastEnergy - entropyTerm) } ?? lastEnergy
         return SCFResult(energy: lastEnergy, energies: energies, nspin: nspin, nkpoints: nk, nbands: nbands,
@@ -328,7 +327,7 @@ public final class SelfConsistentField {
                          fermiLevel: fermi, density: rhoOut, fftSize: basis.fftSize, converged: converged, iterations: iterations,
                          energyHistory: energyHistory, residualHistory: residualHistory, volume: basis.model.lattice.volume,
                          nelectrons: basis.model.nelectrons, energyZeroWidth: zeroWidth,
-                         magnetization: (total * basis.dv, absolute * basis.dv),
+                         magnetization: magnetization(rhoOut),
                          start: SCFStart(density: rhoOut, fftSize: basis.fftSize, nspin: nspin, nbands: nbands,
                                          orbitals: state.orbitals, millerIndices: basis.kpoints.map { $0.millerIndices },
                                          kpoints: basis.kpoints.map { $0.k }))

@@ -274,7 +274,7 @@ public final class SelfConsistentField {
             // the density residual (DFTK ties it to |drho| the same way), capped at 1e-3 while far
             // from self-consistency.
             let diagTolerance = min(1e-3, max(1e-11, 3e-3 * (residualHistory.last ?? 1) / basis.model.nelectrons))
-            let (orbitals, eps, _) = try diagonalise(potential: v, previous: state.orbitals, tol: diagTolerance)
+            let (orbitals, eps, eigenIterations) = try diagonalise(potential: v, previous: state.orbitals, tol: diagTolerance)
             let (occ, ef) = try Occupation.compute(eigenvalues: eps, weights: blockWeights, nelectrons: basis.model.nelectrons,
                                                    nspin: nspin, nbands: nbands, smearing: smearing)
             rhoOut = density(orbitals: orbitals, occupations: occ)
@@ -292,7 +292,7 @@ public final class SelfConsistentField {
             energyHistory.append(energy - (lastEnergy.isNaN ? 0 : lastEnergy))
             residualHistory.append(residual)
             if options.verbose {
-                var line = "scf \(iterations): E = \(energy) Ha, dE = \(change), |drho| = \(residual)"
+                var line = "scf \(iterations): E = \(energy) Ha, dE = \(change), |drho| = \(residual), eigensolver iterations \(eigenIterations)"
                 if nspin == 2 { line += ", magnetization = \(magnetization(rhoOut).total)" }
                 fputs(line + "\n", stderr)
             }

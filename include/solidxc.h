@@ -81,6 +81,14 @@ int sxc_last_error_history(double* values, size_t count, size_t* written);
  *     "kshift":  [0,0,0],                                        ABINIT convention (default [0,0,0])
  *     "fft_size": null | [n1,n2,n3],                                               (default null: automatic)
  *     "charge":  0                                               net charge, e     (default 0)
+ *     "smearing": null | "fermi-dirac" | "gaussian" | "methfessel-paxton" | "marzari-vanderbilt"
+ *                                                                                  (default null: insulator)
+ *     "temperature": null | 0.01                                 smearing width, Ha (default 0.01 with smearing)
+ *     "magmoms": null | [m1, m2, ...]                            initial moments, Bohr magnetons, one per
+ *                                                                atom; turns on collinear spin (default null)
+ *     "symmetry": true                                           reduce k-points by the space group and
+ *                                                                symmetrise the density (default true;
+ *                                                                false keeps time reversal only)
  *   }
  *
  * Unknown keys and wrong types are SXC_ERR_INPUT naming the key or field
@@ -94,6 +102,9 @@ int sxc_system_volume(const sxc_system* sys, double* volume);
 int sxc_system_nelectrons(const sxc_system* sys, double* nelectrons);
 /* FFT grid the SCF will use: the explicit fft_size, or the automatic one. */
 int sxc_system_fft_size(const sxc_system* sys, int fft[3]);
+/* Space-group operations in use (1 with "symmetry": false; only those that also keep the k-grid
+ * and the FFT grid invariant) and the number of irreducible k-points. */
+int sxc_system_symmetry(const sxc_system* sys, int* noperations, int* nkpoints);
 
 /* Reserved for a later release (user/neural functionals through C callbacks):
  *   int sxc_functional_register(const char* name, int family, sxc_eval_cb eval,

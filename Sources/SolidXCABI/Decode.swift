@@ -5,7 +5,7 @@ import SolidXC
 /// field as a path: "atoms[1].position[2]: expected a number, got null".
 enum Decode {
     static let systemKeys = ["lattice", "atoms", "pseudo", "ecut", "kpts", "kshift", "fft_size", "charge",
-                             "smearing", "temperature", "magmoms"]
+                             "smearing", "temperature", "magmoms", "symmetry"]
     static let atomKeys = ["element", "position"]
     static let optionKeys = ["tol", "maxiter", "nbands", "mixing_beta", "kerker_q0", "raise_on_nonconvergence",
                              "memory_limit_bytes", "verbose", "threads"]
@@ -124,8 +124,10 @@ enum Decode {
         let smearing = try nonNull(m["smearing"]).map { try string($0, "smearing") }
         let temperature = try nonNull(m["temperature"]).map { try number($0, "temperature") }
         let magmoms = try nonNull(m["magmoms"]).map { try numbers($0, "magmoms", of: "one number per atom (Bohr magnetons)") }
+        let symmetry = try m["symmetry"].map { try bool($0, "symmetry") } ?? true
         return SystemSpec(lattice: lattice, atoms: atoms, pseudo: pseudo, ecut: ecut, kpts: kpts, kshift: kshift,
-                          fftSize: fftSize, charge: charge, smearing: smearing, temperature: temperature, magmoms: magmoms)
+                          fftSize: fftSize, charge: charge, smearing: smearing, temperature: temperature, magmoms: magmoms,
+                          symmetry: symmetry)
     }
 
     /// Options of `sxc_scf_forward`; absent keys keep the core's defaults, null means "automatic".

@@ -49,3 +49,14 @@ public func sxc_system_fft_size(_ sys: OpaquePointer?, _ fft: UnsafeMutablePoint
         for i in 0..<3 { fft[i] = Int32(clamping: box.fftSize[i]) }
     }
 }
+
+@_cdecl("sxc_system_symmetry")
+public func sxc_system_symmetry(_ sys: OpaquePointer?, _ noperations: UnsafeMutablePointer<Int32>?, _ nkpoints: UnsafeMutablePointer<Int32>?) -> Int32 {
+    guarded("sxc_system_symmetry") {
+        let box = try HandleTable.shared.system(sys)
+        guard let noperations else { throw ABIError.buffer("noperations is NULL") }
+        guard let nkpoints else { throw ABIError.buffer("nkpoints is NULL") }
+        noperations.pointee = Int32(clamping: box.prepared.symmetry.operations.count)
+        nkpoints.pointee = Int32(clamping: box.prepared.kgrid.kpoints.count)
+    }
+}

@@ -40,6 +40,7 @@ _SIGNATURES = {
     "sxc_system_volume": [c_void_p, _p_double],
     "sxc_system_nelectrons": [c_void_p, _p_double],
     "sxc_system_fft_size": [c_void_p, _p_int],
+    "sxc_system_symmetry": [c_void_p, _p_int, _p_int],
     "sxc_scf_forward": [c_void_p, c_char_p, c_char_p, _p_handle],
     "sxc_scf_forward_from": [c_void_p, c_char_p, c_char_p, c_void_p, _p_handle],
     "sxc_result_free": [c_void_p],

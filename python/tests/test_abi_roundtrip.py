@@ -101,13 +101,18 @@ def test_same_input_gives_bit_identical_energy(si_system, si_result):
 
 
 def test_k222_weights_and_threads_do_not_change_results():
-    system = solidxc.System(si_lattice(), si_atoms(), ecut=6.0, kpts=(2, 2, 2))
-    one = solidxc.scf(system, tol=1e-8, threads=1)
-    two = solidxc.scf(system, tol=1e-8, threads=2)
-    assert one.kweights.sum() == pytest.approx(1.0, abs=1e-14)
-    assert one.nkpoints == 8  # every point of the unshifted 2x2x2 grid is its own time-reversal partner
-    assert one.energy == two.energy
-    assert one.density.sum() * system.dv == pytest.approx(8.0, abs=1e-8)
+    for symmetry, nk in ((False, 8), (True, 3)):
+        system = solidxc.System(si_lattice(), si_atoms(), ecut=6.0, kpts=(2, 2, 2), symmetry=symmetry)
+        one = solidxc.scf(system, tol=1e-8, threads=1)
+        two = solidxc.scf(system, tol=1e-8, threads=2)
+        assert one.kweights.sum() == pytest.approx(1.0, abs=1e-14)
+        # Time reversal alone: every point of the unshifted 2x2x2 grid is its own partner; the
+        # diamond point group leaves Gamma, L (4 points) and X (3 points), as ABINIT.
+        assert one.nkpoints == nk
+        assert sorted(np.round(one.kweights * 8).astype(int)) == ([1] * 8 if not symmetry else [1, 3, 4])
+        assert one.energy == two.energy
+        assert np.array_equal(one.density, two.density)
+        assert one.density.sum() * system.dv == pytest.approx(8.0, abs=1e-8)
 
 
 def test_concurrent_scf_from_python_threads_matches_sequential(si_system, si_result):

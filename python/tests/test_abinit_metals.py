@@ -33,6 +33,9 @@ def _run(case):
         pseudo=case["pseudo"], ecut=case["ecut_Ha"], kpts=tuple(case["ngkpt"]), kshift=tuple(case["shiftk"]),
         fft_size=tuple(case["ngfft"]), smearing=SMEARING[case["occopt"]], temperature=case["tsmear_Ha"],
         magmoms=magmoms,
+        # The decks use kptopt 2 + nsym 1 (time reversal only), so the k-point lists match;
+        # test_symmetry.py checks the same energies with the space group on.
+        symmetry=False,
     )
     return solidxc.scf(system, xc=case["xc"], tol=1e-11, maxiter=200, nbands=case["nband"])
 

@@ -32,6 +32,8 @@ public final class PlaneWaveBasis {
     /// |G|^2 and Cartesian G on the FFT grid (G in the centred range of each direction).
     public let gVectors: [Vec3]
     public let gNorm2: [Double]
+    /// The space-group operations the k-points were reduced with; densities are symmetrised with them.
+    public let symmetry: CrystalSymmetry
 
     /// The smallest FFTW-friendly grid (2^a 3^b 5^c per direction) whose box holds the density
     /// sphere |G| <= 2 sqrt(2 ecut), as ABINIT's boxcutmin 2 does.
@@ -63,13 +65,14 @@ public final class PlaneWaveBasis {
         return orbitals + dense + grids
     }
 
-    public init(model: Model, ecut: Double, kgrid: KGrid, fftSize requested: [Int]?) throws {
+    public init(model: Model, ecut: Double, kgrid: KGrid, fftSize requested: [Int]?, symmetry: CrystalSymmetry = .identity) throws {
         guard ecut.isFinite, ecut > 0 else {
             throw SolidXCError.input(field: "ecut", message: "must be a positive number of Hartree, got \(ecut)")
         }
         self.model = model
         self.ecut = ecut
         self.kgrid = kgrid
+        self.symmetry = symmetry
         let lattice = model.lattice
         let gmaxDensity = 2 * sqrt(2 * ecut)
         let minimum = (0..<3).map { 2 * Int(floor(gmaxDensity * norm(lattice.vectors[$0]) / (2 * Double.pi))) + 1 }

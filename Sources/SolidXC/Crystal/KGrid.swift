@@ -3,7 +3,9 @@ import Glibc
 #endif
 
 /// A Monkhorst-Pack grid in ABINIT's convention, k = (n + shift)/N in reduced coordinates,
-/// reduced by time reversal (k ~ -k modulo a reciprocal-lattice vector). Weights sum to 1.
+/// reduced by time reversal (k ~ -k modulo a reciprocal-lattice vector) and by the crystal's
+/// rotations W (k ~ W^T k; `CrystalSymmetry.restricted` keeps only those that map the grid onto
+/// itself). Each irreducible point stands for its star; weights are star sizes and sum to 1.
 public struct KGrid: Equatable {
     public let size: [Int]
     public let shift: [Double]
@@ -11,7 +13,7 @@ public struct KGrid: Equatable {
     public let kpoints: [Vec3]
     public let weights: [Double]
 
-    public init(size: [Int], shift: [Double], timeReversal: Bool = true) throws {
+    public init(size: [Int], shift: [Double], timeReversal: Bool = true, rotations: [[[Int]]] = []) throws {
         guard size.count == 3, size.allSatisfy({ $0 > 0 }) else {
             throw SolidXCError.input(field: "kpts", message: "expected 3 positive integers, got \(size)")
         }
@@ -26,6 +28,7 @@ public struct KGrid: Equatable {
         var points: [Vec3] = []
         var counts: [Int] = []
         var index: [SIMD3<Int>: Int] = [:]
+        let transposes = rotations.map(SymmetryOperation.transpose)
         // Exact integer keys: k * 2N is an integer for shifts in multiples of 1/2; use a fine lattice otherwise.
         func key(_ k: Vec3) -> SIMD3<Int> {
             let scale = Vec3(Double(2 * size[0]), Double(2 * size[1]), Double(2 * size[2])) * 1000
@@ -38,11 +41,12 @@ public struct KGrid: Equatable {
                     let k = KGrid.fold(Vec3((Double(i) + shift[0]) / Double(size[0]),
                                             (Double(j) + shift[1]) / Double(size[1]),
                                             (Double(l) + shift[2]) / Double(size[2])))
-                    if timeReversal, let found = index[key(KGrid.fold(-k))] {
-                        counts[found] += 1
-                        continue
-                    }
-                    if let found = index[key(k)] {
+                    // The images of k under the group; one of them is already a representative
+                    // if k's star has been met before (stars are closed under the group).
+                    var images = [k]
+                    for w in transposes { images.append(KGrid.fold(SymmetryOperation.times(w, k))) }
+                    if timeReversal { images += images.map { KGrid.fold(-$0) } }
+                    if let found = images.lazy.compactMap({ index[key($0)] }).first {
                         counts[found] += 1
                         continue
                     }

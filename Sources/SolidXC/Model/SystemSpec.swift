@@ -41,11 +41,14 @@ public struct SystemSpec: Equatable {
     public var temperature: Double?
     /// Initial magnetic moment per atom (Bohr magnetons). Setting it turns on collinear spin (nspin = 2).
     public var magmoms: [Double]?
+    /// Use the crystal's space group: k-points reduced to the irreducible wedge, density
+    /// symmetrised. false keeps time reversal only.
+    public var symmetry: Bool
 
     public init(lattice: [[Double]], atoms: [AtomSpec], pseudo: PseudoSpec = .table("gth-pade"),
                 ecut: Double, kpts: [Int] = [1, 1, 1], kshift: [Double] = [0, 0, 0],
                 fftSize: [Int]? = nil, charge: Double = 0, smearing: String? = nil, temperature: Double? = nil,
-                magmoms: [Double]? = nil) {
+                magmoms: [Double]? = nil, symmetry: Bool = true) {
         self.lattice = lattice
         self.atoms = atoms
         self.pseudo = pseudo
@@ -57,6 +60,7 @@ public struct SystemSpec: Equatable {
         self.smearing = smearing
         self.temperature = temperature
         self.magmoms = magmoms
+        self.symmetry = symmetry
     }
 }
 

@@ -41,39 +41,9 @@ struct LOBPCG {
         return out
     }
 
-    /// A B for small column-major matrices, A rows x inner, B inner x cols.
-    func smallProduct(_ a: [Complex], _ rows: Int, _ inner: Int, _ b: [Complex], _ cols: Int) -> [Complex] {
-        var c = [Complex](repeating: .zero, count: rows * cols)
-        for j in 0..<cols {
-            for l in 0..<inner {
-                let blj = b[j * inner + l]
-                if blj.re == 0 && blj.im == 0 { continue }
-                for i in 0..<rows { c[j * rows + i] += a[l * rows + i] * blj }
-            }
-        }
-        return c
-    }
-
-    /// A^H B for small column-major matrices, A inner x rows, B inner x cols.
-    func smallProduct(adjoint a: [Complex], _ inner: Int, _ rows: Int, _ b: [Complex], _ cols: Int) -> [Complex] {
-        var c = [Complex](repeating: .zero, count: rows * cols)
-        for j in 0..<cols {
-            for i in 0..<rows {
-                var sum = Complex.zero
-                for l in 0..<inner { sum += a[i * inner + l].conjugate * b[j * inner + l] }
-                c[j * rows + i] = sum
-            }
-        }
-        return c
-    }
-
     /// Returns T (p x r) with (S T)^H (S T) = I over the well-conditioned part of span(S).
     func orthonormaliser(_ s: [Complex], _ p: Int) -> (t: [Complex], rank: Int) {
-        orthonormaliser(gram: adjointProduct(s, p, s, p), p)
-    }
-
-    /// The same from the Gram matrix S^H S (p x p).
-    func orthonormaliser(gram: [Complex], _ p: Int) -> (t: [Complex], rank: Int) {
+        let gram = adjointProduct(s, p, s, p)
         let (values, vectors) = SmallEigen.hermitian(gram, n: p)
         let top = values.last ?? 0
         var keep: [Int] = []
@@ -156,11 +126,7 @@ struct LOBPCG {
                 for i in 0..<w.count { w[i] -= corr[i] }
             }
             let aw = apply(w, active.count)
-            // Search space S = [X, W, P] and AS. The Rayleigh-Ritz step works on the small
-            // matrices G = S^H S and M = S^H AS only: with T from `orthonormaliser(G)` (So = S T
-            // orthonormal), the projected matrix is T^H M T and every long vector that comes out
-            // (X, AX, P, AP) is one product of S or AS with a small coefficient matrix. No
-            // orthonormal copy of S or AS is ever formed.
+            // Search space S = [X, W, P] and AS.
             let sWidth = width + active.count + pWidth
             var s = x
             s.append(contentsOf: w)
@@ -168,25 +134,32 @@ struct LOBPCG {
             var asp = ax
             asp.append(contentsOf: aw)
             asp.append(contentsOf: ap)
-            let gram = adjointProduct(s, sWidth, s, sWidth)
-            let (tt, r2) = orthonormaliser(gram: gram, sWidth)
-            let hs = smallProduct(adjoint: tt, sWidth, r2, smallProduct(adjointProduct(s, sWidth, asp, sWidth), sWidth, sWidth, tt, r2), r2)
+            let (tt, r2) = orthonormaliser(s, sWidth)
+            let so = product(s, sWidth, tt, r2)
+            let aso = product(asp, sWidth, tt, r2)
+            let hs = adjointProduct(so, r2, aso, r2)
             let (vals, vecs) = SmallEigen.hermitian(hs, n: r2)
             let newWidth = min(m, r2)
             let cm = Array(vecs[0..<(r2 * newWidth)])
-            let coefficients = smallProduct(tt, sWidth, r2, cm, newWidth)
-            let xNew = product(s, sWidth, coefficients, newWidth)
-            let axNew = product(asp, sWidth, coefficients, newWidth)
+            let xNew = product(so, r2, cm, newWidth)
+            let axNew = product(aso, r2, cm, newWidth)
             // P = X_new - X (X^H X_new): the step, orthogonal to the old X. The difference is
             // taken on the small coefficient matrix in the orthonormal basis So = S T (where
-            // X = So Q, Q = So^H X = T^H G[:, X]), P = So (C - Q Q^H C), so no cancellation
-            // happens between long vectors, and AP = AS T (C - Q Q^H C) is A applied to exactly
-            // the same combination: P and AP stay consistent without a new application of A.
-            let q = smallProduct(adjoint: tt, sWidth, r2, Array(gram[0..<(sWidth * width)]), width)
+            // X = So Q, Q = So^H X), P = So (C - Q Q^H C), so no cancellation happens between
+            // long vectors, and AP = ASo (C - Q Q^H C) is A applied to exactly the same
+            // combination: P and AP stay consistent without a new application of A.
+            let q = adjointProduct(so, r2, x, width)
             var step = cm
-            let qhc = smallProduct(adjoint: q, r2, width, cm, newWidth)
-            let qqhc = smallProduct(q, r2, width, qhc, newWidth)
-            for i in 0..<step.count { step[i] = step[i] - qqhc[i] }
+            q.withUnsafeBufferPointer { qp in
+                var qhc = [Complex](repeating: .zero, count: width * newWidth)
+                cm.withUnsafeBufferPointer { cp in qhc.withUnsafeMutableBufferPointer { hp in
+                    gemmAdjointA(qp.baseAddress!, cp.baseAddress!, m: r2, p: width, q: newWidth, hp.baseAddress!)
+                } }
+                qhc.withUnsafeBufferPointer { hp in step.withUnsafeMutableBufferPointer { sp in
+                    gemm(qp.baseAddress!, hp.baseAddress!, m: r2, k: width, n: newWidth, sp.baseAddress!,
+                         alpha: Complex(-1, 0), beta: Complex(1, 0))
+                } }
+            }
             // Normalise the columns of P (in the orthonormal basis, |P_v| = |step_v|).
             for v in 0..<newWidth {
                 var norm = 0.0
@@ -194,9 +167,8 @@ struct LOBPCG {
                 let inv = norm > 1e-300 ? 1 / norm.squareRoot() : 0
                 for g in 0..<r2 { step[v * r2 + g] = inv * step[v * r2 + g] }
             }
-            let stepCoefficients = smallProduct(tt, sWidth, r2, step, newWidth)
-            p = product(s, sWidth, stepCoefficients, newWidth)
-            ap = product(asp, sWidth, stepCoefficients, newWidth)
+            p = product(so, r2, step, newWidth)
+            ap = product(aso, r2, step, newWidth)
             pWidth = newWidth
             x = xNew
             ax = axNew

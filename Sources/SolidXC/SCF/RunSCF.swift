@@ -27,6 +27,8 @@ public struct PreparedSystem {
     public let fftSize: [Int]
     /// The occupation smearing, or nil for integer occupations.
     public let smearing: Smearing?
+    /// The space-group operations in use (identity only with `symmetry: false`).
+    public let symmetry: CrystalSymmetry
 
     /// Largest supported values: they keep every size computation far from integer overflow.
     static let maxEcut = 1e5
@@ -42,7 +44,7 @@ public struct PreparedSystem {
         self.spec = spec
         let model = try Model(spec)
         self.model = model
-        kgrid = try KGrid(size: spec.kpts, shift: spec.kshift)
+        _ = try KGrid(size: spec.kpts, shift: spec.kshift, timeReversal: false, rotations: [])
         // FFT grid: checked in Double before any Int conversion.
         let gmaxDensity = 2 * (2 * spec.ecut).squareRoot()
         let needed = (0..<3).map { 2 * (gmaxDensity * norm(model.lattice.vectors[$0]) / (2 * Double.pi)).rounded(.down) + 1 }
@@ -64,6 +66,21 @@ public struct PreparedSystem {
             }
             fftSize = PlaneWaveBasis.defaultFFTSize(lattice: model.lattice, ecut: spec.ecut)
         }
+        // Atoms may map onto each other only with the same element, pseudopotential and moment.
+        if spec.symmetry {
+            var kindOf: [String: Int] = [:]
+            let kinds = model.atoms.enumerated().map { i, atom in
+                let label = "\(atom.element)|\(atom.pseudo.names)|\(atom.pseudo.rloc)|\(model.magmoms[i])"
+                if let k = kindOf[label] { return k }
+                kindOf[label] = kindOf.count
+                return kindOf[label]!
+            }
+            symmetry = CrystalSymmetry.find(lattice: model.lattice, positions: model.atoms.map { $0.position }, kinds: kinds)
+                .restricted(kgridSize: spec.kpts, shift: spec.kshift, fftSize: fftSize)
+        } else {
+            symmetry = .identity
+        }
+        kgrid = try KGrid(size: spec.kpts, shift: spec.kshift, rotations: symmetry.operations.map { $0.rotation })
         if let name = spec.smearing {
             smearing = try Smearing(name: name, width: spec.temperature ?? 0.01)
         } else {
@@ -122,7 +139,7 @@ public func runSCF(system prepared: PreparedSystem, options: SCFOptions) throws 
     guard need <= limit else {
         throw SolidXCError.memory(message: "ecut: this calculation needs about \(megabytes(need)) MB but only \(megabytes(limit)) MB are available; lower ecut or the k-grid")
     }
-    let basis = try PlaneWaveBasis(model: model, ecut: system.ecut, kgrid: prepared.kgrid, fftSize: prepared.fftSize)
+    let basis = try PlaneWaveBasis(model: model, ecut: system.ecut, kgrid: prepared.kgrid, fftSize: prepared.fftSize, symmetry: prepared.symmetry)
     let scf = try SelfConsistentField(basis: basis, functional: functional, options: options, smearing: prepared.smearing)
     return try scf.run()
 }

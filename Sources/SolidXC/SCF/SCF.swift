@@ -190,8 +190,8 @@ public final class SelfConsistentField {
         return (orbitals, eigenvalues, iterations.max() ?? 0)
     }
 
-    /// rho_s(r) = sum_k w_k sum_n f_n |psi_nk(r)|^2 / Omega. Partial densities per k are summed
-    /// in k order, so the result does not depend on the thread count.
+    /// rho_s(r) = sum_k w_k sum_n f_n |psi_nk(r)|^2 / Omega, symmetrised. Partial densities per k are
+    /// summed in k order, so the result does not depend on the thread count.
     func density(orbitals: [[Complex]], occupations: [[Double]]) -> [Double] {
         let nk = basis.kpoints.count
         let n = basis.gridCount
@@ -239,6 +239,14 @@ public final class SelfConsistentField {
                 for i in 0..<n { rho[s * n + i] += partial[b][i] }
             }
             start += batch
+        }
+        // The irreducible k-points alone give a density without the crystal's symmetry; averaging
+        // over the operations restores the full-grid density.
+        if basis.symmetry.operations.count > 1 {
+            for s in 0..<nspin {
+                let part = basis.symmetry.symmetrise(Array(rho[(s * n)..<((s + 1) * n)]), fft: basis.fft)
+                rho.replaceSubrange((s * n)..<((s + 1) * n), with: part)
+            }
         }
         return rho
     }

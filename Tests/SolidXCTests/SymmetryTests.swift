@@ -1,0 +1,76 @@
+import XCTest
+@testable import SolidXC
+
+final class SymmetryTests: XCTestCase {
+    func prepared(_ spec: SystemSpec) throws -> PreparedSystem { try PreparedSystem(spec) }
+
+    /// Diamond Si has the 48 operations of Fd-3m (24 of them with the (1/4,1/4,1/4) translation in
+    /// the primitive cell); ABINIT reduces the Gamma-centred 4x4x4 grid to 8 k-points (the [perf] issue).
+    func testDiamondSpaceGroupAndIrreducibleKPoints() throws {
+        var spec = Fixtures.silicon(ecut: 10, kpts: [4, 4, 4])
+        let p = try prepared(spec)
+        XCTAssertEqual(p.symmetry.operations.count, 48)
+        XCTAssertEqual(p.symmetry.operations.filter { $0.translation != .zero }.count, 24)
+        XCTAssertEqual(p.kgrid.kpoints.count, 8)
+        XCTAssertEqual(p.kgrid.weights.reduce(0, +), 1, accuracy: 1e-14)
+        spec.symmetry = false
+        XCTAssertEqual(try prepared(spec).kgrid.kpoints.count, 36)
+    }
+
+    /// fcc Al, Gamma-centred 8x8x8: 29 irreducible points, as ABINIT (the [perf] issue).
+    func testFccAluminium8x8x8Has29IrreduciblePoints() throws {
+        let a = 4.05 * Fixtures.bohrPerAngstrom
+        let spec = SystemSpec(lattice: [[0, a / 2, a / 2], [a / 2, 0, a / 2], [a / 2, a / 2, 0]],
+                              atoms: [AtomSpec(element: "Al", position: [0, 0, 0])], ecut: 10, kpts: [8, 8, 8],
+                              smearing: "fermi-dirac")
+        let p = try prepared(spec)
+        XCTAssertEqual(p.symmetry.operations.count, 48)
+        XCTAssertEqual(p.kgrid.kpoints.count, 29)
+    }
+
+    /// The operations form a group: closed under composition, with inverses.
+    func testOperationsFormAGroup() throws {
+        let ops = try prepared(Fixtures.silicon(ecut: 10, kpts: [2, 2, 2])).symmetry.operations
+        func same(_ a: SymmetryOperation, _ w: [[Int]], _ t: Vec3) -> Bool {
+            let d = a.translation - t
+            return a.rotation == w && norm(d - d.rounded(.toNearestOrEven)) < 1e-9
+        }
+        for a in ops {
+            for b in ops {
+                // (a b) x = Wa (Wb x + tb) + ta
+                let w = (0..<3).map { i in (0..<3).map { j in (0..<3).reduce(0) { $0 + a.rotation[i][$1] * b.rotation[$1][j] } } }
+                let t = SymmetryOperation.times(a.rotation, b.translation) + a.translation
+                XCTAssertTrue(ops.contains { same($0, w, t) }, "product not in the group")
+            }
+        }
+    }
+
+    /// Moving one atom off its site, or giving equivalent atoms different moments, lowers the group.
+    func testDisplacementAndMomentsLowerTheSymmetry() throws {
+        let displaced = try prepared(Fixtures.silicon(ecut: 10, kpts: [2, 2, 2], displacement: [0.1, 0.05, 0]))
+        XCTAssertLessThan(displaced.symmetry.operations.count, 48)
+        var afm = Fixtures.silicon(ecut: 10, kpts: [2, 2, 2])
+        afm.magmoms = [1, -1]
+        afm.smearing = "fermi-dirac"
+        let p = try prepared(afm)
+        XCTAssertEqual(p.symmetry.operations.count, 24, "only the operations that keep each site")
+        XCTAssertTrue(p.symmetry.operations.allSatisfy { $0.translation == .zero })
+    }
+
+    /// Symmetrising is a projection: idempotent, integral-preserving, and it leaves a density
+    /// built from symmetric atoms unchanged.
+    func testSymmetriseIsAProjection() throws {
+        let p = try prepared(Fixtures.silicon(ecut: 10, kpts: [2, 2, 2]))
+        let basis = try PlaneWaveBasis(model: p.model, ecut: 10, kgrid: p.kgrid, fftSize: p.fftSize, symmetry: p.symmetry)
+        var noise = Fixtures.Noise(state: 7)
+        let f = (0..<basis.gridCount).map { _ in 1 + 0.5 * noise.next() }
+        let once = p.symmetry.symmetrise(f, fft: basis.fft)
+        let twice = p.symmetry.symmetrise(once, fft: basis.fft)
+        XCTAssertEqual(f.reduce(0, +), once.reduce(0, +), accuracy: 1e-9 * Double(f.count))
+        XCTAssertLessThan(zip(once, twice).map { abs($0 - $1) }.max()!, 1e-12)
+        XCTAssertGreaterThan(zip(f, once).map { abs($0 - $1) }.max()!, 1e-2, "random data is not symmetric")
+        let scf = try SelfConsistentField(basis: basis, functional: try FunctionalRegistry.shared.make("lda,pw"), options: SCFOptions())
+        let atoms = scf.initialDensity()
+        XCTAssertLessThan(zip(atoms, p.symmetry.symmetrise(atoms, fft: basis.fft)).map { abs($0 - $1) }.max()!, 1e-12)
+    }
+}

@@ -273,6 +273,7 @@ public final class SelfConsistentField {
         var eigenvalues: [[Double]] = []
         var fermi = 0.0
         var rhoOut = rhoIn
+        var jointSpin = false
         let densityTolerance = max(options.tol.squareRoot(), 1e-12) * basis.model.nelectrons
         let blockWeights = (0..<(nspin * nk)).map { basis.kpoints[$0 % nk].weight }
         while iterations < options.maxiter {
@@ -312,7 +313,10 @@ public final class SelfConsistentField {
                 break
             }
             // The first step starts from the atomic guess, far from the fixed point: no history.
-            rhoIn = mixer.next(rhoIn: rhoIn, rhoOut: rhoOut, nspin: nspin, plain: iterations == 1)
+            // The magnetisation joins Anderson once the density residual is below 1e-3 electrons
+            // per valence electron, and stays in (see AndersonKerkerMixer.next).
+            jointSpin = jointSpin || (nspin == 2 && residual < 1e-3 * basis.model.nelectrons)
+            rhoIn = mixer.next(rhoIn: rhoIn, rhoOut: rhoOut, nspin: nspin, plain: iterations == 1, joint: jointSpin)
             normalise(&rhoIn)
         }
         if !converged && options.raiseOnNonconvergence {

@@ -8,7 +8,7 @@ enum Decode {
                              "smearing", "temperature", "magmoms", "symmetry"]
     static let atomKeys = ["element", "position"]
     static let optionKeys = ["tol", "maxiter", "nbands", "mixing_beta", "kerker_q0", "raise_on_nonconvergence",
-                             "memory_limit_bytes", "verbose", "threads"]
+                             "memory_limit_bytes", "verbose", "threads", "xc_parameters"]
 
     /// Largest integer accepted anywhere (C int range, so every count fits the ABI's ints).
     static let intLimit = Double(Int32.max)
@@ -145,6 +145,12 @@ enum Decode {
         o.nbands = try optionalValue("nbands").map { try integer($0, "nbands") }
         if let v = m["mixing_beta"] { o.mixingBeta = try number(v, "mixing_beta") }
         if let v = m["kerker_q0"] { o.kerkerQ0 = try number(v, "kerker_q0") }
+        if let v = nonNull(m["xc_parameters"]) {
+            guard case let .object(list) = v else {
+                throw SolidXCError.input(field: "xc_parameters", message: "expected an object {name: value}, got \(v.kindDescription)")
+            }
+            for (name, value) in list { o.xcParameters[name] = try number(value, "xc_parameters.\(name)") }
+        }
         if let v = m["raise_on_nonconvergence"] { o.raiseOnNonconvergence = try bool(v, "raise_on_nonconvergence") }
         if let v = optionalValue("memory_limit_bytes") {
             let x = try number(v, "memory_limit_bytes")

@@ -68,6 +68,8 @@ public struct SystemSpec: Equatable {
 public struct SCFOptions {
     /// Functional name understood by `FunctionalRegistry` ("lda,pw", "lda,vwn", "teter", "pbe", or a registered name).
     public var xc: String = "lda,pw"
+    /// Overrides of a built-in functional's named parameters (for example ["kappa": 0.9] for PBE).
+    public var xcParameters: [String: Double] = [:]
     /// Convergence threshold on the energy change (Ha) between iterations; the density residual
     /// (integrated |rho_out - rho_in|, electrons) must also fall below `sqrt(tol)`-scaled bounds.
     public var tol: Double = 1e-9
@@ -109,7 +111,7 @@ public struct SCFStart {
 
 extension SCFOptions: Equatable {
     public static func == (a: SCFOptions, b: SCFOptions) -> Bool {
-        a.xc == b.xc && a.tol == b.tol && a.maxiter == b.maxiter && a.nbands == b.nbands && a.mixingBeta == b.mixingBeta
+        a.xc == b.xc && a.xcParameters == b.xcParameters && a.tol == b.tol && a.maxiter == b.maxiter && a.nbands == b.nbands && a.mixingBeta == b.mixingBeta
             && a.kerkerQ0 == b.kerkerQ0 && a.raiseOnNonconvergence == b.raiseOnNonconvergence
             && a.memoryLimitBytes == b.memoryLimitBytes && a.verbose == b.verbose && a.threads == b.threads
             && (a.start == nil) == (b.start == nil)
@@ -156,4 +158,6 @@ public struct SCFResult {
     public var magnetization: (total: Double, absolute: Double)
     /// The state a later SCF can start from (`SCFOptions.start`).
     public var start: SCFStart
+    /// What the response and the backward pass need (Hamiltonian, orbitals, occupations).
+    public var convergedState: ConvergedState
 }

@@ -128,7 +128,7 @@ public func runSCF(system prepared: PreparedSystem, options: SCFOptions) throws 
     if let limit = options.memoryLimitBytes, !(limit.isFinite && limit > 0) {
         throw SolidXCError.input(field: "memory_limit_bytes", message: "must be a positive number of bytes, got \(limit)")
     }
-    let functional = try FunctionalRegistry.shared.make(options.xc)
+    let functional = try FunctionalRegistry.shared.make(options.xc, parameters: options.xcParameters)
     let model = prepared.model
     let system = prepared.spec
     let nbands = Double(options.nbands ?? SelfConsistentField.defaultBands(model: model, smearing: prepared.smearing != nil))

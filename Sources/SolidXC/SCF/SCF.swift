@@ -273,12 +273,14 @@ public final class SelfConsistentField {
         var eigenvalues: [[Double]] = []
         var fermi = 0.0
         var rhoOut = rhoIn
+        var lastPotential: [Double] = []
         var jointSpin = false
         let densityTolerance = max(options.tol.squareRoot(), 1e-12) * basis.model.nelectrons
         let blockWeights = (0..<(nspin * nk)).map { basis.kpoints[$0 % nk].weight }
         while iterations < options.maxiter {
             iterations += 1
             let v = try localPotential(rho: rhoIn, state: state)
+            lastPotential = v
             // Eigenpairs only as accurate as the density they feed: the residual tolerance follows
             // the density residual (DFTK ties it to |drho| the same way), capped at 1e-3 while far
             // from self-consistency.
@@ -342,7 +344,10 @@ public final class SelfConsistentField {
                          magnetization: magnetization(rhoOut),
                          start: SCFStart(density: rhoOut, fftSize: basis.fftSize, nspin: nspin, nbands: nbands,
                                          orbitals: state.orbitals, millerIndices: basis.kpoints.map { $0.millerIndices },
-                                         kpoints: basis.kpoints.map { $0.k }))
+                                         kpoints: basis.kpoints.map { $0.k }),
+                         convergedState: ConvergedState(scf: self, potential: lastPotential, orbitals: state.orbitals,
+                                                   eigenvalues: eigenvalues, occupations: occupations, fermiLevel: fermi,
+                                                   density: rhoOut))
     }
 }
 

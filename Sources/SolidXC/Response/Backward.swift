@@ -1,0 +1,278 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The loss sensitivities the backward pass takes, as plain partial derivatives of a scalar loss L.
+public struct LossGradient {
+    /// dL/dE, E the (free) energy per cell (Ha).
+    public var energy: Double = 0
+    /// dL/drho_s(r_i) for every grid point ([nspin][N]), or empty.
+    public var density: [Double] = []
+    /// dL/de_nks ([nspin][nk][nband], the result's layout), or empty.
+    public var eigenvalues: [Double] = []
+    public init(energy: Double = 0, density: [Double] = [], eigenvalues: [Double] = []) {
+        self.energy = energy
+        self.density = density
+        self.eigenvalues = eigenvalues
+    }
+}
+
+/// Options of the response solve.
+public struct BackwardOptions {
+    /// Relative residual of the Dyson (GMRES) solve.
+    public var tol: Double = 1e-10
+    /// GMRES iterations (total, over restarts).
+    public var maxiter: Int = 100
+    public init() {}
+}
+
+/// The grid adjoints: partial derivatives of L with respect to the functional's outputs at every
+/// grid point, at the converged density. dL/dtheta = sum_i adjE_i de_i/dtheta
+/// + sum_{s,i} adjVrho_si dvrho_si/dtheta + sum_{ab,i} adjVsigma_abi dvsigma_abi/dtheta.
+public struct BackwardResult {
+    /// [N]: (dL/dE) Omega/N.
+    public var adjE: [Double]
+    /// [nspin][N].
+    public var adjVrho: [Double]
+    /// [nsigma][N] (1 or 3 blocks; empty for LDA).
+    public var adjVsigma: [Double]
+    /// Achieved relative residual of the Dyson solve (0 when none was needed), its GMRES
+    /// iterations, and the worst relative residual of the Sternheimer solves.
+    public var residual: Double
+    public var iterations: Int
+    public var sternheimerResidual: Double
+    /// Residual after each GMRES iteration.
+    public var history: [Double]
+}
+
+public extension SCFResult {
+    /// The functional's inputs at the converged density: rho [nspin][N] and, for GGA, sigma
+    /// ([1 or 3][N], |grad rho|^2 blocks uu, ud, dd), with the gradients the SCF uses.
+    func xcInputs() throws -> (rho: [Double], sigma: [Double]) {
+        let state = convergedState
+        guard let xc = state.xc else { throw SolidXCError.numerical(message: "backward: the SCF has no xc term") }
+        guard xc.functional.family == .gga else { return (state.density, []) }
+        return (state.density, xc.sigmas(xc.spinGradients(state.density, nspin: state.nspin), nspin: state.nspin))
+    }
+
+    /// The vector-Jacobian product of the converged SCF (ADJOINT.md): the grid adjoints of the
+    /// loss with respect to the functional's outputs e, vrho and vsigma.
+    func backward(_ gradient: LossGradient, options: BackwardOptions = BackwardOptions()) throws -> BackwardResult {
+        let state = convergedState
+        let basis = state.basis
+        let nspin = state.nspin
+        let n = basis.gridCount
+        guard let xc = state.xc else { throw SolidXCError.numerical(message: "backward: the SCF has no xc term") }
+        guard gradient.energy.isFinite else {
+            throw SolidXCError.input(field: "dL_dE", message: "must be finite, got \(gradient.energy)")
+        }
+        guard options.tol.isFinite, options.tol > 0 else {
+            throw SolidXCError.input(field: "tol", message: "must be a positive number, got \(options.tol)")
+        }
+        guard options.maxiter >= 1, options.maxiter <= 100_000 else {
+            throw SolidXCError.input(field: "maxiter", message: "must be between 1 and 100000, got \(options.maxiter)")
+        }
+        if !gradient.density.isEmpty {
+            guard gradient.density.count == nspin * n else {
+                throw SolidXCError.input(field: "dL_drho", message: "has \(gradient.density.count) values; expected nspin*n1*n2*n3 = \(nspin * n)")
+            }
+            if let bad = gradient.density.firstIndex(where: { !$0.isFinite }) {
+                throw SolidXCError.input(field: "dL_drho", message: "value \(bad) is not finite")
+            }
+        }
+        let nk = basis.kpoints.count
+        let nbands = state.scf.nbands
+        if !gradient.eigenvalues.isEmpty {
+            guard gradient.eigenvalues.count == nspin * nk * nbands else {
+                throw SolidXCError.input(field: "dL_deig", message: "has \(gradient.eigenvalues.count) values; expected nspin*nk*nband = \(nspin * nk * nbands)")
+            }
+            if let bad = gradient.eigenvalues.firstIndex(where: { !$0.isFinite }) {
+                throw SolidXCError.input(field: "dL_deig", message: "value \(bad) is not finite")
+            }
+        }
+        // Eigenvalue density rho_eps = sum dL/de_n |psi_n|^2 / N (plain partials: de = <psi|dV|psi>).
+        var rhoEps = [Double](repeating: 0, count: nspin * n)
+        var anyEigen = false
+        if !gradient.eigenvalues.isEmpty && gradient.eigenvalues.contains(where: { $0 != 0 }) {
+            anyEigen = true
+            try checkDegenerateLoss(gradient.eigenvalues, state: state)
+            for job in 0..<(nspin * nk) {
+                let s = job / nk
+                let kb = basis.kpoints[job % nk]
+                guard let sphere = try? SphereFFT(grid: basis.fft, fftIndex: kb.fftIndex) else {
+                    throw SolidXCError.numerical(message: "backward: no FFT plan for k-point \(job % nk)")
+                }
+                let workspace = SphereFFT.Workspace(basis.fft)
+                let real = basis.fft.makeBuffer()
+                let rp = real.pointer
+                try state.orbitals[job].withUnsafeBufferPointer { pp in
+                    for band in 0..<nbands {
+                        let d = gradient.eigenvalues[job * nbands + band]
+                        if d == 0 { continue }
+                        sphere.backward(pp.baseAddress! + band * kb.count, into: rp, workspace: workspace)
+                        let f = d / Double(n)
+                        for i in 0..<n { rhoEps[s * n + i] += f * rp[i].norm2 }
+                        if !rhoEps[s * n].isFinite { throw SolidXCError.numerical(message: "backward: non-finite eigenvalue density") }
+                    }
+                }
+            }
+            rhoEps = symmetrise(rhoEps, basis: basis, nspin: nspin)
+        }
+        // g = dL/drho + K rho_eps, symmetrised; then (1 - chi0 K) w = chi0 g.
+        var g = gradient.density.isEmpty ? [Double](repeating: 0, count: nspin * n) : gradient.density
+        if anyEigen {
+            let k = try kernel(rhoEps, state: state)
+            for i in 0..<g.count { g[i] += k[i] }
+        }
+        g = symmetrise(g, basis: basis, nspin: nspin)
+        var w = [Double](repeating: 0, count: nspin * n)
+        var residual = 0.0, iterations = 0, sternheimer = 0.0
+        var history: [Double] = []
+        if g.contains(where: { $0 != 0 }) {
+            let chi0 = Chi0(state: state, tolerance: max(1e-14, 0.01 * options.tol), maxIterations: 1000)
+            let b = try chi0.apply(g)
+            let solved = try gmres(b: b, tol: options.tol, maxiter: options.maxiter) { x in
+                let kx = try kernel(x, state: state)
+                let ckx = try chi0.apply(kx)
+                return zip(x, ckx).map { $0 - $1 }
+            }
+            w = solved.x
+            residual = solved.residual
+            iterations = solved.iterations
+            history = solved.history
+            sternheimer = chi0.stats.worstResidual
+            guard residual <= options.tol else {
+                throw SolidXCError.convergence(message: "backward: the response (Dyson) solve reached \(iterations) GMRES iterations with relative residual \(residual), above the tolerance \(options.tol); raise maxiter or loosen tol", history: history)
+            }
+        }
+        // W = w + rho_eps; adjoints of vrho (W) and vsigma (c_st grad W_s . grad rho_t).
+        var bigW = w
+        for i in 0..<bigW.count { bigW[i] += rhoEps[i] }
+        let adjE = [Double](repeating: gradient.energy * basis.dv, count: n)
+        var adjVsigma: [Double] = []
+        if xc.functional.family == .gga {
+            let gradRho = xc.spinGradients(state.density, nspin: nspin)
+            let gradW = xc.spinGradients(bigW, nspin: nspin)
+            let pairs = nspin == 1 ? [(0, 0)] : [(0, 0), (0, 1), (1, 1)]
+            adjVsigma = [Double](repeating: 0, count: pairs.count * n)
+            for (p, (s, t)) in pairs.enumerated() {
+                for i in 0..<n {
+                    var a = 0.0
+                    for c in 0..<3 {
+                        a += s == t ? 2 * gradW[s][c][i] * gradRho[s][c][i]
+                                    : gradW[s][c][i] * gradRho[t][c][i] + gradW[t][c][i] * gradRho[s][c][i]
+                    }
+                    adjVsigma[p * n + i] = a
+                }
+            }
+        }
+        return BackwardResult(adjE: adjE, adjVrho: bigW, adjVsigma: adjVsigma, residual: residual, iterations: iterations,
+                              sternheimerResidual: sternheimer, history: history)
+    }
+}
+
+/// K drho = (Hartree + xc kernels) drho at the converged density.
+func kernel(_ drho: [Double], state: ConvergedState) throws -> [Double] {
+    var out = [Double](repeating: 0, count: drho.count)
+    for term in state.scf.terms {
+        if let dv = try term.applyKernel(rho: state.density, drho: drho, nspin: state.nspin) {
+            for i in 0..<out.count { out[i] += dv[i] }
+        }
+    }
+    return out
+}
+
+func symmetrise(_ f: [Double], basis: PlaneWaveBasis, nspin: Int) -> [Double] {
+    guard basis.symmetry.operations.count > 1 else { return f }
+    let n = basis.gridCount
+    var out = f
+    for s in 0..<nspin {
+        out.replaceSubrange((s * n)..<((s + 1) * n), with: basis.symmetry.symmetrise(Array(f[(s * n)..<((s + 1) * n)]), fft: basis.fft))
+    }
+    return out
+}
+
+/// A loss on eigenvalues must treat the members of a degenerate level alike (a band sum, a gap
+/// between levels): otherwise its derivative is not defined.
+func checkDegenerateLoss(_ d: [Double], state: ConvergedState) throws {
+    let nbands = state.scf.nbands
+    for (job, eps) in state.eigenvalues.enumerated() {
+        for band in 1..<max(1, nbands) where abs(eps[band] - eps[band - 1]) < 1e-6 {
+            let a = d[job * nbands + band - 1], b = d[job * nbands + band]
+            if abs(a - b) > 1e-10 * max(abs(a), abs(b), 1e-300) {
+                let nk = state.basis.kpoints.count
+                throw SolidXCError.input(field: "dL_deig", message: "bands \(band - 1) and \(band) at k-point \(job % nk), spin \(job / nk) are degenerate (\(eps[band - 1]), \(eps[band]) Ha) but the loss weights them differently (\(a), \(b)); a loss on eigenvalues must be symmetric within a degenerate level")
+            }
+        }
+    }
+}
+
+/// Restarted GMRES(30) with modified Gram-Schmidt and Givens rotations, from x = 0.
+func gmres(b: [Double], tol: Double, maxiter: Int, restart: Int = 30,
+           apply: ([Double]) throws -> [Double]) throws -> (x: [Double], residual: Double, iterations: Int, history: [Double]) {
+    let n = b.count
+    func dot(_ u: [Double], _ v: [Double]) -> Double { var s = 0.0; for i in 0..<n { s += u[i] * v[i] }; return s }
+    let bnorm = dot(b, b).squareRoot()
+    var x = [Double](repeating: 0, count: n)
+    guard bnorm > 0 else { return (x, 0, 0, []) }
+    var history: [Double] = []
+    var total = 0
+    var relative = 1.0
+    while total < maxiter {
+        let ax = total == 0 ? [Double](repeating: 0, count: n) : try apply(x)
+        var r = [Double](repeating: 0, count: n)
+        for i in 0..<n { r[i] = b[i] - ax[i] }
+        let beta = dot(r, r).squareRoot()
+        relative = beta / bnorm
+        if relative <= tol { break }
+        var v: [[Double]] = [r.map { $0 / beta }]
+        var hmat: [[Double]] = []
+        var cs: [Double] = [], sn: [Double] = []
+        var e = [beta]
+        var j = 0
+        while j < restart && total < maxiter {
+            var wv = try apply(v[j])
+            var column = [Double](repeating: 0, count: j + 2)
+            for i in 0...j {
+                column[i] = dot(wv, v[i])
+                for t in 0..<n { wv[t] -= column[i] * v[i][t] }
+            }
+            column[j + 1] = dot(wv, wv).squareRoot()
+            for i in 0..<j {
+                let temp = cs[i] * column[i] + sn[i] * column[i + 1]
+                column[i + 1] = -sn[i] * column[i] + cs[i] * column[i + 1]
+                column[i] = temp
+            }
+            let denom = (column[j] * column[j] + column[j + 1] * column[j + 1]).squareRoot()
+            let c = denom > 0 ? column[j] / denom : 1, s = denom > 0 ? column[j + 1] / denom : 0
+            cs.append(c)
+            sn.append(s)
+            let hnext = column[j + 1]
+            column[j] = c * column[j] + s * hnext
+            column[j + 1] = 0
+            e.append(-s * e[j])
+            e[j] = c * e[j]
+            hmat.append(column)
+            total += 1
+            relative = abs(e[j + 1]) / bnorm
+            history.append(relative)
+            if hnext > 0 { v.append(wv.map { $0 / hnext }) }
+            j += 1
+            if relative <= tol || hnext == 0 { break }
+        }
+        // Solve the upper-triangular system and update x.
+        var y = [Double](repeating: 0, count: j)
+        for i in stride(from: j - 1, through: 0, by: -1) {
+            var s = e[i]
+            for l in (i + 1)..<j { s -= hmat[l][i] * y[l] }
+            y[i] = s / hmat[i][i]
+        }
+        for i in 0..<j { for t in 0..<n { x[t] += y[i] * v[i][t] } }
+        if relative <= tol { break }
+    }
+    // The true residual, which the caller reports.
+    let ax = try apply(x)
+    var rr = 0.0
+    for i in 0..<n { rr += (b[i] - ax[i]) * (b[i] - ax[i]) }
+    return (x, rr.squareRoot() / bnorm, total, history)
+}

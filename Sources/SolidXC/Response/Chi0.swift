@@ -1,0 +1,352 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What the response and the backward pass need from a converged SCF: the Hamiltonian the final
+/// orbitals diagonalise (its local potential and terms), the orbitals, eigenvalues, occupations
+/// and Fermi level, and the converged density.
+public final class ConvergedState {
+    let scf: SelfConsistentField
+    /// [nspin][N], Ha: the local potential of the last diagonalisation.
+    let potential: [Double]
+    /// Per (spin, k): npw x nbands, orthonormal.
+    let orbitals: [[Complex]]
+    let eigenvalues: [[Double]]
+    let occupations: [[Double]]
+    let fermiLevel: Double
+    /// [nspin][N], electrons/bohr^3.
+    let density: [Double]
+
+    init(scf: SelfConsistentField, potential: [Double], orbitals: [[Complex]], eigenvalues: [[Double]],
+         occupations: [[Double]], fermiLevel: Double, density: [Double]) {
+        self.scf = scf
+        self.potential = potential
+        self.orbitals = orbitals
+        self.eigenvalues = eigenvalues
+        self.occupations = occupations
+        self.fermiLevel = fermiLevel
+        self.density = density
+    }
+
+    var basis: PlaneWaveBasis { scf.basis }
+    var nspin: Int { scf.nspin }
+    var xc: Xc? { scf.terms.lazy.compactMap { $0 as? Xc }.first }
+}
+
+/// The independent-particle response at fixed electron number, chi0: dV ([nspin][N], a local
+/// potential perturbation with the crystal's symmetry) -> drho ([nspin][N]). ADJOINT.md, after
+/// Herbst and Levitt (2022):
+///
+/// - pairs of computed bands: (f_n - f_m)/(e_n - e_m) psi_n* psi_m <psi_m|dV|psi_n>, the ratio
+///   replaced by the mean of f'(e_n), f'(e_m) when the two levels are closer than 1e-9 Ha, so
+///   degenerate states never divide by a small number;
+/// - the bands beyond those computed, through the Sternheimer equation
+///   (H - e_n) dpsi_n = -P dV psi_n on the complement of the computed bands (P projects onto it),
+///   solved by preconditioned conjugate gradients for every state holding electrons;
+/// - the Fermi-level shift dmu = sum w f' de / sum w f' that keeps N fixed (smearing only).
+///
+/// Only the irreducible k-points are computed; the result is symmetrised, which is exact for a
+/// symmetric dV.
+struct Chi0 {
+    let state: ConvergedState
+    /// Relative residual at which each Sternheimer solve stops.
+    let tolerance: Double
+    let maxIterations: Int
+
+    /// Statistics of the last applications.
+    final class Stats {
+        var worstResidual = 0.0
+        var iterations = 0
+        var applications = 0
+    }
+    let stats = Stats()
+
+    /// One (spin, k) block's contribution.
+    struct Partial {
+        var drho: [Double] = []
+        var fermiWeight: [Double] = []
+        var sumFpDe = 0.0
+        var sumFp = 0.0
+        var worst = 0.0
+        var iterations = 0
+        var error: Error? = nil
+    }
+
+    /// States with fewer electrons than this (relative to the spin factor) need no Sternheimer solve.
+    static let emptyThreshold = 1e-12
+    /// Levels closer than this (Ha) are treated as degenerate.
+    static let degenerate = 1e-9
+
+    func apply(_ dv: [Double]) throws -> [Double] {
+        let basis = state.basis
+        let nk = basis.kpoints.count
+        let nspin = state.nspin
+        let n = basis.gridCount
+        let jobs = nspin * nk
+        let omega = basis.model.lattice.volume
+        let smearing = state.scf.smearing
+        let spinFactor: Double = nspin == 1 ? 2 : 1
+        var partials = [Partial](repeating: Partial(), count: jobs)
+        let lock = Lock()
+        let threads = max(1, min(state.scf.threads, jobs))
+        state.potential.withUnsafeBufferPointer { vp in
+            parallelWorkers(threads) { [self] worker in
+                var job = worker
+                while job < jobs {
+                    var partial = Partial()
+                    do {
+                        partial = try applyBlock(job: job, dv: dv, potential: vp, smearing: smearing, spinFactor: spinFactor)
+                    } catch {
+                        partial.error = error
+                    }
+                    lock.withLock { partials[job] = partial }
+                    job += threads
+                }
+            }
+        }
+        if let error = partials.lazy.compactMap({ $0.error }).first { throw error }
+        var drho = [Double](repeating: 0, count: nspin * n)
+        var fermiWeight = [Double](repeating: 0, count: nspin * n)
+        var sumFpDe = 0.0, sumFp = 0.0
+        for job in 0..<jobs {
+            let s = job / nk
+            let w = basis.kpoints[job % nk].weight / omega
+            let p = partials[job]
+            for i in 0..<n { drho[s * n + i] += w * p.drho[i] }
+            if !p.fermiWeight.isEmpty { for i in 0..<n { fermiWeight[s * n + i] += w * p.fermiWeight[i] } }
+            sumFpDe += basis.kpoints[job % nk].weight * p.sumFpDe
+            sumFp += basis.kpoints[job % nk].weight * p.sumFp
+            stats.worstResidual = max(stats.worstResidual, p.worst)
+            stats.iterations = max(stats.iterations, p.iterations)
+        }
+        stats.applications += 1
+        // The Fermi level moves so that the electron count stays fixed: dmu = sum w f' de / sum w f'.
+        if smearing != nil && sumFp != 0 {
+            let dmu = sumFpDe / sumFp
+            for i in 0..<(nspin * n) { drho[i] -= dmu * fermiWeight[i] }
+        }
+        if basis.symmetry.operations.count > 1 {
+            for s in 0..<nspin {
+                let part = basis.symmetry.symmetrise(Array(drho[(s * n)..<((s + 1) * n)]), fft: basis.fft)
+                drho.replaceSubrange((s * n)..<((s + 1) * n), with: part)
+            }
+        }
+        return drho
+    }
+
+    /// One (spin, k) block's contribution, before the k weight and 1/Omega.
+    private func applyBlock(job: Int, dv: [Double], potential: UnsafeBufferPointer<Double>, smearing: Smearing?,
+                            spinFactor: Double) throws -> Partial {
+        let basis = state.basis
+        let nk = basis.kpoints.count
+        let n = basis.gridCount
+        let s = job / nk
+        let k = job % nk
+        let kb = basis.kpoints[k]
+        let npw = kb.count
+        let psi = state.orbitals[job]
+        let eps = state.eigenvalues[job]
+        let occ = state.occupations[job]
+        let nb = eps.count
+        let h = HamiltonianBlock(basis: basis, k: k, spin: s,
+                                 potential: UnsafeBufferPointer(rebasing: potential[(s * n)..<((s + 1) * n)]), terms: state.scf.terms)
+        guard let sphere = h.sphere else { throw SolidXCError.numerical(message: "response: no FFT plan for k-point \(k)") }
+        let workspace = h.workspace
+        // Orbitals on the grid, and dV psi_n back on the sphere.
+        var psiR = [Complex](repeating: .zero, count: nb * n)
+        var dvPsi = [Complex](repeating: .zero, count: nb * npw)
+        let real = basis.fft.makeBuffer()
+        let rp = real.pointer
+        psi.withUnsafeBufferPointer { pp in
+            psiR.withUnsafeMutableBufferPointer { rr in
+                dvPsi.withUnsafeMutableBufferPointer { dp in
+                    for band in 0..<nb {
+                        sphere.backward(pp.baseAddress! + band * npw, into: rr.baseAddress! + band * n, workspace: workspace)
+                        for i in 0..<n {
+                            let v = dv[s * n + i]
+                            rp[i] = Complex(v * rr[band * n + i].re, v * rr[band * n + i].im)
+                        }
+                        sphere.forward(rp, into: dp.baseAddress! + band * npw, scale: 1.0 / Double(n), workspace: workspace)
+                    }
+                }
+            }
+        }
+        // M_mn = <psi_m|dV|psi_n>.
+        var m = [Complex](repeating: .zero, count: nb * nb)
+        psi.withUnsafeBufferPointer { a in dvPsi.withUnsafeBufferPointer { b in m.withUnsafeMutableBufferPointer { c in
+            gemmAdjointA(a.baseAddress!, b.baseAddress!, m: npw, p: nb, q: nb, c.baseAddress!)
+        } } }
+        // Occupation derivatives df/de (electrons per Ha), zero without smearing.
+        var fp = [Double](repeating: 0, count: nb)
+        if let smearing {
+            for i in 0..<nb { fp[i] = spinFactor * smearing.derivative((eps[i] - state.fermiLevel) / smearing.width) / smearing.width }
+        }
+        // B_mn = A_nm M_mn with A_nm = (f_n - f_m)/(e_n - e_m), or the mean f' for degenerate levels.
+        var b = [Complex](repeating: .zero, count: nb * nb)
+        var sumFpDe = 0.0, sumFp = 0.0
+        for col in 0..<nb {
+            for row in 0..<nb {
+                let de = eps[col] - eps[row]
+                let a = abs(de) > Chi0.degenerate ? (occ[col] - occ[row]) / de : 0.5 * (fp[col] + fp[row])
+                b[col * nb + row] = a * m[col * nb + row]
+            }
+            sumFpDe += fp[col] * m[col * nb + col].re
+            sumFp += fp[col]
+        }
+        // drho = sum_n Re(psi_n^* sum_m psi_m B_mn) + sum_n 2 f_n Re(psi_n^* dpsi_n).
+        var drho = [Double](repeating: 0, count: n)
+        var phi = [Complex](repeating: .zero, count: n)
+        for col in 0..<nb {
+            for i in 0..<n { phi[i] = .zero }
+            for row in 0..<nb {
+                let c = b[col * nb + row]
+                if c.re == 0 && c.im == 0 { continue }
+                let base = row * n
+                for i in 0..<n { phi[i] += psiR[base + i] * c }
+            }
+            let base = col * n
+            for i in 0..<n { drho[i] += psiR[base + i].re * phi[i].re + psiR[base + i].im * phi[i].im }
+        }
+        // Sternheimer for the occupied states.
+        let occupied = (0..<nb).filter { occ[$0] > Chi0.emptyThreshold * spinFactor }
+        var worst = 0.0, iterations = 0
+        if !occupied.isEmpty {
+            var rhs = [Complex](repeating: .zero, count: npw * occupied.count)
+            for (c, band) in occupied.enumerated() {
+                for g in 0..<npw { rhs[c * npw + g] = Complex(-dvPsi[band * npw + g].re, -dvPsi[band * npw + g].im) }
+            }
+            let solved = try sternheimer(h: h, psi: psi, npw: npw, nb: nb, kinetic: kb.kinetic,
+                                         shifts: occupied.map { eps[$0] }, rhs: rhs, k: k, spin: job / nk)
+            worst = solved.worst
+            iterations = solved.iterations
+            let dpsiR = basis.fft.makeBuffer()
+            let dp = dpsiR.pointer
+            solved.x.withUnsafeBufferPointer { xp in
+                for (c, band) in occupied.enumerated() {
+                    sphere.backward(xp.baseAddress! + c * npw, into: dp, workspace: workspace)
+                    let f = 2 * occ[band]
+                    let base = band * n
+                    for i in 0..<n { drho[i] += f * (psiR[base + i].re * dp[i].re + psiR[base + i].im * dp[i].im) }
+                }
+            }
+        }
+        // sum_n f'_n |psi_n|^2, for the Fermi-level shift.
+        var fermiWeight: [Double] = []
+        if smearing != nil {
+            fermiWeight = [Double](repeating: 0, count: n)
+            for band in 0..<nb where fp[band] != 0 {
+                let base = band * n
+                for i in 0..<n { fermiWeight[i] += fp[band] * psiR[base + i].norm2 }
+            }
+        }
+        return Partial(drho: drho, fermiWeight: fermiWeight, sumFpDe: sumFpDe, sumFp: sumFp, worst: worst, iterations: iterations)
+    }
+
+    /// Solves (H - e_c) x_c = rhs_c on the complement of the computed bands, for every column c,
+    /// by preconditioned conjugate gradients run in lockstep (one batched H application per step).
+    private func sternheimer(h: HamiltonianBlock, psi: [Complex], npw: Int, nb: Int, kinetic: [Double], shifts: [Double],
+                             rhs: [Complex], k: Int, spin: Int) throws -> (x: [Complex], worst: Double, iterations: Int) {
+        let ncol = shifts.count
+        func project(_ v: inout [Complex], _ count: Int) {
+            // v <- v - Psi (Psi^H v)
+            var c = [Complex](repeating: .zero, count: nb * count)
+            psi.withUnsafeBufferPointer { a in v.withUnsafeBufferPointer { b in c.withUnsafeMutableBufferPointer { cp in
+                gemmAdjointA(a.baseAddress!, b.baseAddress!, m: npw, p: nb, q: count, cp.baseAddress!)
+            } } }
+            psi.withUnsafeBufferPointer { a in c.withUnsafeBufferPointer { cp in v.withUnsafeMutableBufferPointer { vp in
+                gemm(a.baseAddress!, cp.baseAddress!, m: npw, k: nb, n: count, vp.baseAddress!, alpha: Complex(-1, 0), beta: Complex(1, 0))
+            } } }
+        }
+        // Kinetic preconditioner 1/(T_G + T_c), T_c the kinetic energy of the right-hand side.
+        var mean = [Double](repeating: 1, count: ncol)
+        var b = rhs
+        project(&b, ncol)
+        var norms = [Double](repeating: 0, count: ncol)
+        for c in 0..<ncol {
+            var t = 0.0, w = 0.0
+            for g in 0..<npw {
+                let a = b[c * npw + g].norm2
+                t += kinetic[g] * a
+                w += a
+            }
+            norms[c] = w.squareRoot()
+            mean[c] = max(1, w > 0 ? t / w : 1)
+        }
+        func precondition(_ r: [Complex], _ columns: [Int]) -> [Complex] {
+            var z = r
+            for (j, c) in columns.enumerated() {
+                for g in 0..<npw { z[j * npw + g] = (1 / (kinetic[g] + mean[c])) * z[j * npw + g] }
+            }
+            project(&z, columns.count)
+            return z
+        }
+        var x = [Complex](repeating: .zero, count: npw * ncol)
+        var r = b
+        var active = (0..<ncol).filter { norms[$0] > 0 }
+        var z = precondition(r, Array(0..<ncol))
+        var p = z
+        var rz = (0..<ncol).map { c in realDot(r, z, c, npw) }
+        var residual = norms
+        var iteration = 0
+        while !active.isEmpty && iteration < maxIterations {
+            iteration += 1
+            // A p for the active columns.
+            var pa = [Complex](repeating: .zero, count: npw * active.count)
+            for (j, c) in active.enumerated() { for g in 0..<npw { pa[j * npw + g] = p[c * npw + g] } }
+            var ap = h.apply(pa, nvec: active.count)
+            for (j, c) in active.enumerated() {
+                let e = shifts[c]
+                for g in 0..<npw { ap[j * npw + g] = ap[j * npw + g] - e * pa[j * npw + g] }
+            }
+            project(&ap, active.count)
+            var still: [Int] = []
+            var rActive = [Complex](repeating: .zero, count: npw * active.count)
+            for (j, c) in active.enumerated() {
+                var pap = 0.0
+                for g in 0..<npw { pap += pa[j * npw + g].re * ap[j * npw + g].re + pa[j * npw + g].im * ap[j * npw + g].im }
+                guard pap > 0, pap.isFinite else {
+                    throw SolidXCError.numerical(message: "response: the Sternheimer operator H - e is not positive on the unoccupied space at k-point \(k), spin \(spin) (computed bands too few? raise nbands)")
+                }
+                let alpha = rz[c] / pap
+                var norm = 0.0
+                for g in 0..<npw {
+                    let idx = c * npw + g
+                    x[idx] += alpha * p[idx]
+                    r[idx] = r[idx] - alpha * ap[j * npw + g]
+                    norm += r[idx].norm2
+                }
+                residual[c] = norm.squareRoot()
+                if residual[c] > tolerance * norms[c] {
+                    still.append(c)
+                    for g in 0..<npw { rActive[still.count * npw - npw + g] = r[c * npw + g] }
+                }
+            }
+            active = still
+            if active.isEmpty { break }
+            let zActive = precondition(Array(rActive[0..<(npw * active.count)]), active)
+            for (j, c) in active.enumerated() {
+                var rzNew = 0.0
+                for g in 0..<npw { rzNew += r[c * npw + g].re * zActive[j * npw + g].re + r[c * npw + g].im * zActive[j * npw + g].im }
+                let beta = rzNew / rz[c]
+                rz[c] = rzNew
+                for g in 0..<npw {
+                    let idx = c * npw + g
+                    z[idx] = zActive[j * npw + g]
+                    p[idx] = z[idx] + beta * p[idx]
+                }
+            }
+        }
+        var worst = 0.0
+        for c in 0..<ncol where norms[c] > 0 { worst = max(worst, residual[c] / norms[c]) }
+        if !active.isEmpty {
+            throw SolidXCError.convergence(message: "response: Sternheimer solve at k-point \(k), spin \(spin) reached \(maxIterations) iterations with relative residual \(worst) (tolerance \(tolerance))", history: [worst])
+        }
+        return (x, worst, iteration)
+    }
+
+    private func realDot(_ a: [Complex], _ b: [Complex], _ c: Int, _ npw: Int) -> Double {
+        var s = 0.0
+        for g in 0..<npw { s += a[c * npw + g].re * b[c * npw + g].re + a[c * npw + g].im * b[c * npw + g].im }
+        return s
+    }
+}

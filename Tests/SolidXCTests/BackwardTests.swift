@@ -118,3 +118,16 @@ final class BackwardTests: XCTestCase {
         try check(spec, base: "lda,pw", energyWeight: 0, densityWeight: 10, eigenBands: [0])
     }
 }
+
+extension BackwardTests {
+    /// Ferromagnetic fcc Ni (spin-polarised PBE, GTH q18 at a modest Ecut): density and eigenvalue losses.
+    func testSpinPolarisedNickelPBE() throws {
+        let a = 3.52 * Fixtures.bohrPerAngstrom
+        let spec = SystemSpec(lattice: [[0, a / 2, a / 2], [a / 2, 0, a / 2], [a / 2, a / 2, 0]],
+                              atoms: [AtomSpec(element: "Ni", position: [0, 0, 0])], pseudo: .table("gth-pbe"), ecut: 30,
+                              kpts: [2, 2, 2], smearing: "fermi-dirac", temperature: 0.01, magmoms: [1])
+        let result = try run(spec, base: "pbe", theta: 0)
+        XCTAssertGreaterThan(abs(result.magnetization.total), 0.3, "the test needs a magnetic state")
+        try check(spec, base: "pbe", energyWeight: 0.1, densityWeight: 10, eigenBands: [0])
+    }
+}

@@ -10,7 +10,7 @@ from typing import NamedTuple, Callable
 import numpy as np
 
 from . import _lib
-from .errors import BufferSizeError
+from .errors import BufferSizeError, InputError
 from .system import System
 from .units import HARTREE_IN_EV
 
@@ -27,6 +27,19 @@ class Magnetization(NamedTuple):
 
     total: float
     absolute: float
+
+
+class Adjoints(NamedTuple):
+    """Grid adjoints from :meth:`SCFResult.backward`: dL/dtheta = sum(adj_e * de/dtheta)
+    + sum(adj_vrho * dvrho/dtheta) + sum(adj_vsigma * dvsigma/dtheta), in the layouts of
+    :meth:`SCFResult.xc_inputs` (adj_vsigma None for LDA). ``residual`` and ``iterations``
+    describe the Dyson (GMRES) solve (0 for an energy-only loss)."""
+
+    adj_e: np.ndarray
+    adj_vrho: np.ndarray
+    adj_vsigma: np.ndarray | None
+    residual: float
+    iterations: int
 
 
 class SCFResult:
@@ -129,6 +142,71 @@ class SCFResult:
         _lib.check(status)
         return out[: written.value]
 
+    def xc_inputs(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """The functional's inputs at the converged density, in the core's layouts: ``rho``
+        (nspin=1: (N,); nspin=2: (2, N)) and, for a GGA, ``sigma`` = |grad rho|^2 blocks
+        (nspin=1: (N,); nspin=2: (3, N) as uu, ud, dd), with the core's FFT gradients; None for LDA.
+        N = n1 n2 n3."""
+        lib = _lib.load()
+        family, nsigma = ctypes.c_int(), ctypes.c_int()
+        _lib.check(lib.sxc_result_xc_dims(self._handle, ctypes.byref(family), ctypes.byref(nsigma)))
+        n = int(np.prod(self.fft_size))
+        rho = np.empty((self.nspin, n))
+        sigma = np.empty((nsigma.value, n)) if family.value == 2 else None
+        ptr = ctypes.POINTER(ctypes.c_double)
+        _lib.check(lib.sxc_result_xc_inputs(self._handle, rho.ctypes.data_as(ptr), rho.size,
+                                            sigma.ctypes.data_as(ptr) if sigma is not None else None,
+                                            0 if sigma is None else sigma.size))
+        if self.nspin == 1:
+            return rho[0], (sigma[0] if sigma is not None else None)
+        return rho, sigma
+
+    def backward(self, dL_dE: float = 0.0, dL_drho: np.ndarray | None = None, dL_deig: np.ndarray | None = None,
+                 *, tol: float = 1e-10, maxiter: int = 100) -> "Adjoints":
+        """The vector-Jacobian product of the converged SCF (reverse mode, adjoint method).
+
+        Takes the loss's plain partial derivatives with respect to ``energy`` (Ha), ``density``
+        (shape (nspin, n1, n2, n3)) and ``eigenvalues`` ((nspin, nk, nband)), and returns the
+        grid adjoints: the loss's sensitivity to the functional's outputs e, vrho and vsigma at
+        every grid point (see :class:`Adjoints`). An energy-only loss needs no response solve;
+        density and eigenvalue losses solve the Dyson equation by GMRES to relative residual
+        ``tol`` (a :class:`ConvergenceError` otherwise). Can be called again for another loss.
+        """
+        lib = _lib.load()
+        n = int(np.prod(self.fft_size))
+        ptr = ctypes.POINTER(ctypes.c_double)
+
+        def as_input(value, shape, name):
+            if value is None:
+                return None, 0
+            arr = np.ascontiguousarray(value, dtype=np.float64)
+            if arr.shape != shape:
+                raise InputError(f"{name}: expected shape {shape}, got {arr.shape}")
+            return arr, arr.size
+
+        drho, nrho = as_input(dL_drho, (self.nspin,) + self.fft_size, "dL_drho")
+        deig, neig = as_input(dL_deig, (self.nspin, self.nkpoints, self.nbands), "dL_deig")
+        family, nsigma = ctypes.c_int(), ctypes.c_int()
+        _lib.check(lib.sxc_result_xc_dims(self._handle, ctypes.byref(family), ctypes.byref(nsigma)))
+        adj_e = np.empty(n)
+        adj_vrho = np.empty((self.nspin, n))
+        adj_vsigma = np.empty((nsigma.value, n)) if family.value == 2 else None
+        residual, iterations = ctypes.c_double(), ctypes.c_int()
+        options = json.dumps({"tol": float(tol), "maxiter": int(maxiter)})
+        _lib.check(lib.sxc_scf_backward(
+            self._handle, float(dL_dE),
+            drho.ctypes.data_as(ptr) if drho is not None else None, nrho,
+            deig.ctypes.data_as(ptr) if deig is not None else None, neig,
+            options.encode(),
+            adj_e.ctypes.data_as(ptr), adj_e.size, adj_vrho.ctypes.data_as(ptr), adj_vrho.size,
+            adj_vsigma.ctypes.data_as(ptr) if adj_vsigma is not None else None,
+            0 if adj_vsigma is None else adj_vsigma.size,
+            ctypes.byref(residual), ctypes.byref(iterations)))
+        if self.nspin == 1:
+            adj_vrho = adj_vrho[0]
+            adj_vsigma = adj_vsigma[0] if adj_vsigma is not None else None
+        return Adjoints(adj_e, adj_vrho, adj_vsigma, residual.value, iterations.value)
+
     @property
     def dv(self) -> float:
         """Volume element of the FFT grid, bohr^3: ``density.sum(axis=(1, 2, 3)) * dv`` is the electron count."""
@@ -154,7 +232,8 @@ class SCFResult:
 def scf(system: System, xc: str = "lda,pw", *, tol: float = 1e-9, maxiter: int = 100,
         nbands: int | None = None, mixing_beta: float | None = None, kerker_q0: float | None = None,
         raise_on_nonconvergence: bool = True, memory_limit_bytes: float | None = None,
-        verbose: bool = False, threads: int | None = None, start: "SCFResult | None" = None) -> SCFResult:
+        verbose: bool = False, threads: int | None = None, start: "SCFResult | None" = None,
+        xc_parameters: dict | None = None) -> SCFResult:
     """Runs the Kohn-Sham SCF for ``system`` with functional ``xc``.
 
     Parameters
@@ -181,6 +260,8 @@ def scf(system: System, xc: str = "lda,pw", *, tol: float = 1e-9, maxiter: int =
     start : SCFResult, optional
         A previous result to start from: its density (when the FFT grid and spin match) and
         orbitals (when the k-points and bands match), e.g. the previous point of a volume scan.
+    xc_parameters : dict, optional
+        Overrides of a built-in functional's named parameters, e.g. ``{"kappa": 0.9}`` for PBE.
 
     Raises
     ------
@@ -191,7 +272,8 @@ def scf(system: System, xc: str = "lda,pw", *, tol: float = 1e-9, maxiter: int =
     options = {"tol": tol, "maxiter": maxiter, "raise_on_nonconvergence": raise_on_nonconvergence,
                "verbose": verbose}
     for key, value in (("nbands", nbands), ("mixing_beta", mixing_beta), ("kerker_q0", kerker_q0),
-                       ("memory_limit_bytes", memory_limit_bytes), ("threads", threads)):
+                       ("memory_limit_bytes", memory_limit_bytes), ("threads", threads),
+                       ("xc_parameters", xc_parameters)):
         if value is not None:
             options[key] = value
     options_json = json.dumps({k: (v.item() if isinstance(v, np.generic) else v) for k, v in options.items()})

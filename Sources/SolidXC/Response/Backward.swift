@@ -129,7 +129,7 @@ public extension SCFResult {
         var residual = 0.0, iterations = 0, sternheimer = 0.0
         var history: [Double] = []
         if g.contains(where: { $0 != 0 }) {
-            let chi0 = Chi0(state: state, tolerance: max(1e-14, 0.01 * options.tol), maxIterations: 1000)
+            let chi0 = Chi0(state: state, tolerance: max(1e-14, 0.1 * options.tol), maxIterations: 1000)
             let b = try chi0.apply(g)
             let solved = try gmres(b: b, tol: options.tol, maxiter: options.maxiter) { x in
                 let kx = try kernel(x, state: state)

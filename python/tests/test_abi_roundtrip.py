@@ -208,3 +208,18 @@ def test_cli_reports_core_input_errors(tmp_path):
     proc = _cli("scf", str(bad))
     assert proc.returncode == 1
     assert "InputError: atoms[0].element: unknown element 'Xx'" in proc.stderr
+
+
+def test_default_band_count_grows_until_the_top_band_is_empty():
+    """fcc Ca (d states just above the Fermi level): the default 9 bands leave ~1e-5 electrons in
+    the top band at some k-point, so the core reruns with more bands; an explicit nbands=9 is
+    an error naming nbands instead."""
+    a = 5.33 / 0.52917721092
+    lattice = 0.5 * a * np.array([[0, 1, 1], [1, 0, 1], [1, 1, 0]])
+    system = solidxc.System(lattice, [("Ca", [0, 0, 0])], ecut=20, kpts=(4, 4, 4), smearing="fermi-dirac",
+                            temperature=0.01, fft_size=(30, 30, 30))
+    result = solidxc.scf(system, tol=1e-8)
+    assert result.nbands > 9
+    assert result.occupations[..., -1].max() < 1e-6
+    with pytest.raises(solidxc.InputError, match="nbands"):
+        solidxc.scf(system, tol=1e-8, nbands=9)

@@ -140,8 +140,23 @@ public func runSCF(system prepared: PreparedSystem, options: SCFOptions) throws 
         throw SolidXCError.memory(message: "ecut: this calculation needs about \(megabytes(need)) MB but only \(megabytes(limit)) MB are available; lower ecut or the k-grid")
     }
     let basis = try PlaneWaveBasis(model: model, ecut: system.ecut, kgrid: prepared.kgrid, fftSize: prepared.fftSize, symmetry: prepared.symmetry)
-    let scf = try SelfConsistentField(basis: basis, functional: functional, options: options, smearing: prepared.smearing)
-    return try scf.run()
+    // With the default band count, a metal whose top band still holds electrons is rerun with
+    // half as many bands again (at least 4 more), up to three times.
+    var extra = 0
+    for retry in 0... {
+        do {
+            let scf = try SelfConsistentField(basis: basis, functional: functional, options: options, smearing: prepared.smearing,
+                                              extraBands: extra)
+            return try scf.run()
+        } catch let full as TopBandOccupied {
+            guard retry < 3 else {
+                throw SolidXCError.input(field: "nbands", message: "the highest of the \(full.nbands) bands holds \(full.electrons) electrons at some k-point; raise nbands so the top bands are empty")
+            }
+            extra += max(4, full.nbands / 2)
+            if options.verbose { fputs("scf: the top band of \(full.nbands) holds \(full.electrons) electrons; rerunning with \(full.nbands + max(4, full.nbands / 2)) bands\n", stderr) }
+        }
+    }
+    fatalError("unreachable")
 }
 
 /// A byte count in MB as text, safe for any finite or infinite value.

@@ -3,6 +3,13 @@ import Glibc
 #endif
 import CSolidXCDeps
 
+/// Thrown by `SelfConsistentField.run` when the default band count left electrons in the top
+/// band; `runSCF` then retries with more bands.
+struct TopBandOccupied: Error {
+    let nbands: Int
+    let electrons: Double
+}
+
 /// The self-consistent field: diagonalise H[rho_in] per k, build rho_out, mix, repeat until
 /// both the energy change and the density residual are below tolerance.
 public final class SelfConsistentField {
@@ -22,7 +29,8 @@ public final class SelfConsistentField {
         return smearing ? nocc + max(4, Int((0.3 * Double(nocc)).rounded(.up))) : nocc + max(4, nocc / 5)
     }
 
-    public init(basis: PlaneWaveBasis, functional: Functional, options: SCFOptions, smearing: Smearing? = nil) throws {
+    /// `extraBands` adds to the default band count (used when `options.nbands` is nil).
+    public init(basis: PlaneWaveBasis, functional: Functional, options: SCFOptions, smearing: Smearing? = nil, extraBands: Int = 0) throws {
         self.basis = basis
         self.options = options
         self.smearing = smearing
@@ -31,7 +39,9 @@ public final class SelfConsistentField {
             guard nb >= 1 else { throw SolidXCError.input(field: "nbands", message: "must be positive, got \(nb)") }
             nbands = nb
         } else {
-            nbands = SelfConsistentField.defaultBands(model: basis.model, smearing: smearing != nil)
+            // A warm start that needed more bands (see runSCF) keeps them.
+            nbands = max(SelfConsistentField.defaultBands(model: basis.model, smearing: smearing != nil) + extraBands,
+                         options.start.map { $0.nbands } ?? 0)
         }
         let minNpw = basis.kpoints.map { $0.count }.min() ?? 0
         guard nbands <= minNpw else {
@@ -330,6 +340,7 @@ public final class SelfConsistentField {
             let g: Double = nspin == 1 ? 2 : 1
             let top = occupations.map { $0.last ?? 0 }.max() ?? 0
             guard top < 1e-6 * g else {
+                if options.nbands == nil { throw TopBandOccupied(nbands: nbands, electrons: top) }
                 throw SolidXCError.input(field: "nbands", message: "the highest of the \(nbands) bands holds \(top) electrons at some k-point; raise nbands so the top bands are empty")
             }
         }

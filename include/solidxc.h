@@ -29,6 +29,7 @@
 #define SOLIDXC_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -106,16 +107,91 @@ int sxc_system_fft_size(const sxc_system* sys, int fft[3]);
  * and the FFT grid invariant) and the number of irreducible k-points. */
 int sxc_system_symmetry(const sxc_system* sys, int* noperations, int* nkpoints);
 
-/* Reserved for a later release (user/neural functionals through C callbacks):
- *   int sxc_functional_register(const char* name, int family, sxc_eval_cb eval,
- *                               sxc_kernel_cb kernel, void* user_data, int* id);
- *   int sxc_functional_unregister(int id);
- */
+/* ---- Functionals ------------------------------------------------------------------- */
+
+/* Families (libxc's numbering). */
+#define SXC_LDA 1
+#define SXC_GGA 2
+
+/* Array layouts shared by every functional call, over a batch of npoints grid points:
+ *   nspin = 1: rho[np] (total density), sigma[np] = |grad rho|^2;
+ *   nspin = 2: rho[2][np] (up, down), sigma[3][np] (up.up, up.down, down.down).
+ *   e[np]: energy per volume (Ha/bohr^3, rho*eps_xc); vrho like rho: de/drho_s;
+ *   vsigma like sigma: de/dsigma_ab. Densities in electrons/bohr^3.
+ * sigma and vsigma (and their perturbations) exist for GGAs only: an LDA ignores them
+ * (they may be NULL). The caller's arrays must hold these sizes; other NULL arrays are
+ * SXC_ERR_INPUT (inputs) or SXC_ERR_BUFFER (outputs), naming the argument. */
+
+/* A user functional's evaluation: fills e, vrho and (GGA) vsigma at rho, sigma. Returns 0 on
+ * success and anything else on failure (the core then fails with SXC_ERR_CALLBACK, naming
+ * the functional and the status). The outputs arrive filled with NaN; every value must be
+ * written and finite (a NaN or infinity is SXC_ERR_CALLBACK naming the output and the first
+ * bad point). LDA callbacks receive NULL sigma and vsigma. It may be called from any thread,
+ * and from several at once when calculations run concurrently: it must be thread-safe or
+ * serialise itself (Python callbacks do, through the GIL). */
+typedef int (*sxc_eval_cb)(void* user_data, int64_t npoints, int nspin, const double* rho,
+                           const double* sigma, double* e, double* vrho, double* vsigma);
+
+/* A user functional's second derivatives applied to a perturbation (drho, dsigma):
+ *   dvrho_s   = sum_t d2e/drho_s drho_t drho_t + sum_ab d2e/drho_s dsigma_ab dsigma_ab,
+ *   dvsigma_ab likewise. The response and backward passes need it; the SCF does not.
+ * LDA callbacks receive NULL sigma, dsigma and dvsigma. Same status and output rules. */
+typedef int (*sxc_kernel_cb)(void* user_data, int64_t npoints, int nspin, const double* rho,
+                             const double* sigma, const double* drho, const double* dsigma,
+                             double* dvrho, double* dvsigma);
+
+/* Registers a user (for example neural) functional; *id receives its id (>= 1000, never
+ * reused). `name` must be non-empty and must not be a built-in's name or alias ("pbe",
+ * "gga_x_pbe+gga_c_pbe", ...); matching ignores case and whitespace. A later registration
+ * under the same name wins name lookups. `family` is SXC_LDA or SXC_GGA. `kernel` may be
+ * NULL, in which case response and backward calls fail with a message saying so. The name
+ * can then be passed to sxc_scf_forward like a built-in's. */
+int sxc_functional_register(const char* name, int family, sxc_eval_cb eval, sxc_kernel_cb kernel,
+                            void* user_data, int32_t* id);
+
+/* Registers the built-in `builtin` with parameter overrides `params_json` ({"kappa": 0.9},
+ * NULL or "" for none) under a new `name` (same rules as above), for use by name in an SCF. */
+int sxc_functional_register_builtin(const char* name, const char* builtin, const char* params_json,
+                                    int32_t* id);
+
+/* Removes a registered functional. Calculations that still hold it fail at their next
+ * evaluation with SXC_ERR_CALLBACK ("... was unregistered while in use"), without calling
+ * back. Returns once no other thread is inside one of its callbacks, so user_data may be
+ * freed afterwards (a callback that unregisters its own functional is not waited for). */
+int sxc_functional_unregister(int32_t id);
+
+/* What the registry knows about the functional `name`, or, when name is NULL, the one with
+ * id `id`: its id, family (SXC_LDA or SXC_GGA) and number of named parameters. */
+int sxc_functional_info(const char* name, int32_t id, int32_t* id_out, int* family, int* nparams);
+
+/* Parameter `index` (0 to nparams - 1) of a functional: its name, NUL-terminated, into
+ * name_buffer (capacity bytes, SXC_ERR_BUFFER if too small), and its default value. */
+int sxc_functional_parameter(const char* name, int32_t id, int index, char* name_buffer, size_t capacity,
+                             double* value);
+
+/* Evaluates the functional `name` (or, when name is NULL, the one with id `id`) on caller
+ * arrays: built-ins, registered functionals (through their callbacks) and, for built-ins,
+ * parameter overrides `params_json` ({"kappa": 0.9}; NULL or "" for the defaults). */
+int sxc_functional_eval(const char* name, int32_t id, const char* params_json, int64_t npoints, int nspin,
+                        const double* rho, const double* sigma, double* e, double* vrho, double* vsigma);
+
+/* The second derivatives of that functional applied to (drho, dsigma), as sxc_kernel_cb. */
+int sxc_functional_kernel(const char* name, int32_t id, const char* params_json, int64_t npoints, int nspin,
+                          const double* rho, const double* sigma, const double* drho, const double* dsigma,
+                          double* dvrho, double* dvsigma);
+
+/* d(e, vrho, vsigma)/d(param) of a built-in (with overrides params_json) at fixed rho and
+ * sigma, for one of its named parameters ("kappa", "mu", "beta" of "pbe"). Exact: the
+ * parameter is carried through the same code as the energy as a dual number. */
+int sxc_functional_param_derivative(const char* name, const char* params_json, const char* param,
+                                    int64_t npoints, int nspin, const double* rho, const double* sigma,
+                                    double* de, double* dvrho, double* dvsigma);
 
 /* ---- SCF --------------------------------------------------------------------------- */
 
 /* Runs the self-consistent field with functional `xc` ("lda,pw", "lda,vwn", "teter", "pbe",
- * or a registered name). `options_json` may be NULL or "" for defaults, or an object with:
+ * or a name registered with sxc_functional_register[_builtin]). `options_json` may be NULL
+ * or "" for defaults, or an object with:
  *   "tol" (Ha, 1e-9), "maxiter" (100), "nbands" (null: automatic), "mixing_beta" (0.7),
  *   "kerker_q0" (1/bohr, 0.8), "raise_on_nonconvergence" (true), "memory_limit_bytes"
  *   (null: available memory), "verbose" (false: one line per iteration on stderr if true),
@@ -167,6 +243,39 @@ int sxc_result_density(const sxc_result* res, double* values, size_t count);    
  * when the buffer is too small (SXC_ERR_BUFFER), so a call with count = 0 sizes it. */
 int sxc_result_residual_history(const sxc_result* res, double* values, size_t count, size_t* written);  /* electrons */
 int sxc_result_energy_history(const sxc_result* res, double* values, size_t count, size_t* written);    /* energy change, Ha */
+
+/* ---- Gradients: the adjoint of the converged SCF --------------------------------------- */
+
+/* The functional's inputs at the converged density, exactly as the SCF evaluated them:
+ * family 1 (LDA) or 2 (GGA); nsigma 0 (LDA), 1 (GGA, nspin 1) or 3 (GGA, nspin 2: uu, ud, dd).
+ * rho [nspin][n1][n2][n3]; sigma = |grad rho|^2 blocks [nsigma][n1][n2][n3] (ignored for LDA:
+ * pass NULL, 0), gradients by FFT as in the SCF. */
+int sxc_result_xc_dims(const sxc_result* res, int* family, int* nsigma);
+int sxc_result_xc_inputs(const sxc_result* res, double* rho, size_t nrho, double* sigma, size_t nsigma);
+
+/* The vector-Jacobian product of the converged SCF (reverse mode, adjoint method; see
+ * ARCHITECTURE.md section 5). Inputs are the plain partial derivatives of a scalar loss L:
+ *   dL_dE     with respect to the (free) energy, Ha;
+ *   dL_drho   [nspin][n1][n2][n3] with respect to the density (NULL, 0 for none);
+ *   dL_deig   [nspin][nk][nband] with respect to the eigenvalues (NULL, 0 for none). A loss must
+ *             weight the members of a degenerate level alike (SXC_ERR_INPUT otherwise).
+ * options_json: NULL or {"tol": 1e-10, "maxiter": 100}, the relative residual and the GMRES
+ * iteration limit of the Dyson solve (1 - chi0 K) w = chi0 g.
+ * Outputs (the grid adjoints, so that dL/dtheta = sum adj_e de/dtheta + sum adj_vrho dvrho/dtheta
+ * + sum adj_vsigma dvsigma/dtheta over grid points, in sxc_functional_register's layouts):
+ *   adj_e [n1 n2 n3], adj_vrho [nspin][n1 n2 n3], adj_vsigma [nsigma][n1 n2 n3] (GGA; NULL, 0 for LDA),
+ *   residual: the achieved relative residual (0 when no solve was needed: energy-only losses),
+ *   iterations: GMRES iterations.
+ * A response solve that does not reach tol is SXC_ERR_CONVERGENCE (history: residual per
+ * iteration). Can be called any number of times on a live result, for different losses. */
+int sxc_scf_backward(const sxc_result* res, double dL_dE,
+                     const double* dL_drho, size_t n_drho,
+                     const double* dL_deig, size_t n_deig,
+                     const char* options_json,
+                     double* adj_e, size_t n_e,
+                     double* adj_vrho, size_t n_vrho,
+                     double* adj_vsigma, size_t n_vsigma,
+                     double* residual, int* iterations);
 
 #ifdef __cplusplus
 }

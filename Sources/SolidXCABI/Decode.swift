@@ -8,7 +8,7 @@ enum Decode {
                              "smearing", "temperature", "magmoms", "symmetry"]
     static let atomKeys = ["element", "position"]
     static let optionKeys = ["tol", "maxiter", "nbands", "mixing_beta", "kerker_q0", "raise_on_nonconvergence",
-                             "memory_limit_bytes", "verbose", "threads", "xc_parameters"]
+                             "memory_limit_bytes", "verbose", "threads", "xc_parameters", "density_tol"]
 
     /// Largest integer accepted anywhere (C int range, so every count fits the ABI's ints).
     static let intLimit = Double(Int32.max)
@@ -151,6 +151,7 @@ enum Decode {
             }
             for (name, value) in list { o.xcParameters[name] = try number(value, "xc_parameters.\(name)") }
         }
+        if let v = nonNull(m["density_tol"]) { o.densityTol = try number(v, "density_tol") }
         if let v = m["raise_on_nonconvergence"] { o.raiseOnNonconvergence = try bool(v, "raise_on_nonconvergence") }
         if let v = optionalValue("memory_limit_bytes") {
             let x = try number(v, "memory_limit_bytes")

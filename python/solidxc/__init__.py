@@ -15,6 +15,7 @@ Example::
 
 from . import units
 from .eos import EOSResult, eos
+from .functional import Builtin, RegisteredFunctional, register_functional
 from .errors import (BufferSizeError, CallbackError, ConvergenceError, HandleError, InputError, InternalError,
                      NumericalError, ResourceError, SolidXCError)
 from .scf import SCFResult, scf
@@ -31,6 +32,7 @@ def library_version() -> str:
 
 __all__ = [
     "System", "scf", "SCFResult", "eos", "EOSResult", "units", "library_version", "__version__",
+    "register_functional", "RegisteredFunctional", "Builtin",
     "SolidXCError", "InputError", "ConvergenceError", "CallbackError", "ResourceError", "NumericalError",
     "HandleError", "BufferSizeError", "InternalError",
 ]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
-from ctypes import POINTER, c_char_p, c_double, c_int, c_size_t, c_void_p
+from ctypes import POINTER, c_char_p, c_double, c_int, c_int32, c_int64, c_size_t, c_void_p
 from pathlib import Path
 
 from .errors import STATUS_EXCEPTIONS, ConvergenceError, InternalError, SolidXCError
@@ -32,6 +32,12 @@ _p_double = POINTER(c_double)
 _p_size = POINTER(c_size_t)
 _p_handle = POINTER(c_void_p)
 
+#: sxc_eval_cb and sxc_kernel_cb of include/solidxc.h (user functionals; see solidxc.functional).
+EVAL_CALLBACK = ctypes.CFUNCTYPE(c_int, c_void_p, c_int64, c_int, _p_double, _p_double, _p_double, _p_double,
+                                 _p_double)
+KERNEL_CALLBACK = ctypes.CFUNCTYPE(c_int, c_void_p, c_int64, c_int, _p_double, _p_double, _p_double, _p_double,
+                                   _p_double, _p_double)
+
 #: name -> (argtypes); every function returns int except sxc_version and sxc_last_error.
 _SIGNATURES = {
     "sxc_last_error_history": [_p_double, c_size_t, _p_size],
@@ -41,6 +47,10 @@ _SIGNATURES = {
     "sxc_system_nelectrons": [c_void_p, _p_double],
     "sxc_system_fft_size": [c_void_p, _p_int],
     "sxc_system_symmetry": [c_void_p, _p_int, _p_int],
+    "sxc_result_xc_dims": [c_void_p, _p_int, _p_int],
+    "sxc_result_xc_inputs": [c_void_p, _p_double, c_size_t, _p_double, c_size_t],
+    "sxc_scf_backward": [c_void_p, c_double, _p_double, c_size_t, _p_double, c_size_t, c_char_p,
+                         _p_double, c_size_t, _p_double, c_size_t, _p_double, c_size_t, _p_double, _p_int],
     "sxc_scf_forward": [c_void_p, c_char_p, c_char_p, _p_handle],
     "sxc_scf_forward_from": [c_void_p, c_char_p, c_char_p, c_void_p, _p_handle],
     "sxc_result_free": [c_void_p],
@@ -63,6 +73,18 @@ _SIGNATURES = {
     "sxc_result_density": [c_void_p, _p_double, c_size_t],
     "sxc_result_residual_history": [c_void_p, _p_double, c_size_t, _p_size],
     "sxc_result_energy_history": [c_void_p, _p_double, c_size_t, _p_size],
+    # Functionals (solidxc.functional)
+    "sxc_functional_register": [c_char_p, c_int, EVAL_CALLBACK, KERNEL_CALLBACK, c_void_p, POINTER(c_int32)],
+    "sxc_functional_register_builtin": [c_char_p, c_char_p, c_char_p, POINTER(c_int32)],
+    "sxc_functional_unregister": [c_int32],
+    "sxc_functional_info": [c_char_p, c_int32, POINTER(c_int32), _p_int, _p_int],
+    "sxc_functional_parameter": [c_char_p, c_int32, c_int, c_char_p, c_size_t, _p_double],
+    "sxc_functional_eval": [c_char_p, c_int32, c_char_p, c_int64, c_int, _p_double, _p_double, _p_double, _p_double,
+                            _p_double],
+    "sxc_functional_kernel": [c_char_p, c_int32, c_char_p, c_int64, c_int, _p_double, _p_double, _p_double,
+                              _p_double, _p_double, _p_double],
+    "sxc_functional_param_derivative": [c_char_p, c_char_p, c_char_p, c_int64, c_int, _p_double, _p_double,
+                                        _p_double, _p_double, _p_double],
 }
 
 

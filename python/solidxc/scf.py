@@ -10,6 +10,7 @@ from typing import NamedTuple, Callable
 import numpy as np
 
 from . import _lib
+from . import functional as _functional
 from .errors import BufferSizeError, InputError
 from .system import System
 from .units import HARTREE_IN_EV
@@ -193,7 +194,7 @@ class SCFResult:
         adj_vsigma = np.empty((nsigma.value, n)) if family.value == 2 else None
         residual, iterations = ctypes.c_double(), ctypes.c_int()
         options = json.dumps({"tol": float(tol), "maxiter": int(maxiter)})
-        _lib.check(lib.sxc_scf_backward(
+        _functional.check(lib.sxc_scf_backward(
             self._handle, float(dL_dE),
             drho.ctypes.data_as(ptr) if drho is not None else None, nrho,
             deig.ctypes.data_as(ptr) if deig is not None else None, neig,
@@ -201,7 +202,7 @@ class SCFResult:
             adj_e.ctypes.data_as(ptr), adj_e.size, adj_vrho.ctypes.data_as(ptr), adj_vrho.size,
             adj_vsigma.ctypes.data_as(ptr) if adj_vsigma is not None else None,
             0 if adj_vsigma is None else adj_vsigma.size,
-            ctypes.byref(residual), ctypes.byref(iterations)))
+            ctypes.byref(residual), ctypes.byref(iterations)), self.xc)
         if self.nspin == 1:
             adj_vrho = adj_vrho[0]
             adj_vsigma = adj_vsigma[0] if adj_vsigma is not None else None
@@ -233,14 +234,16 @@ def scf(system: System, xc: str = "lda,pw", *, tol: float = 1e-9, maxiter: int =
         nbands: int | None = None, mixing_beta: float | None = None, kerker_q0: float | None = None,
         raise_on_nonconvergence: bool = True, memory_limit_bytes: float | None = None,
         verbose: bool = False, threads: int | None = None, start: "SCFResult | None" = None,
-        xc_parameters: dict | None = None) -> SCFResult:
+        xc_parameters: dict | None = None, density_tol: float | None = None) -> SCFResult:
     """Runs the Kohn-Sham SCF for ``system`` with functional ``xc``.
 
     Parameters
     ----------
     system : System
-    xc : str
-        Functional name: ``"lda,pw"``, ``"lda,vwn"``, ``"teter"``, ``"pbe"``, or a registered name.
+    xc : str or functional
+        Functional name: ``"lda,pw"``, ``"lda,vwn"``, ``"teter"``, ``"pbe"``, or a registered name;
+        or a :class:`solidxc.functional.RegisteredFunctional`, ``Builtin`` or torch module
+        (``NNLDA``, ``NNPBE``, ``HybridXC``; registered on first use).
     tol : float
         Energy-change tolerance, Ha (the density residual must also be small).
     maxiter : int
@@ -260,6 +263,9 @@ def scf(system: System, xc: str = "lda,pw", *, tol: float = 1e-9, maxiter: int =
     start : SCFResult, optional
         A previous result to start from: its density (when the FFT grid and spin match) and
         orbitals (when the k-points and bands match), e.g. the previous point of a volume scan.
+    density_tol : float, optional
+        Density-residual threshold (integrated |rho_out - rho_in|, electrons); default
+        sqrt(tol) times the electron count. Tighten it for accurate densities (density losses).
     xc_parameters : dict, optional
         Overrides of a built-in functional's named parameters, e.g. ``{"kappa": 0.9}`` for PBE.
 
@@ -273,17 +279,19 @@ def scf(system: System, xc: str = "lda,pw", *, tol: float = 1e-9, maxiter: int =
                "verbose": verbose}
     for key, value in (("nbands", nbands), ("mixing_beta", mixing_beta), ("kerker_q0", kerker_q0),
                        ("memory_limit_bytes", memory_limit_bytes), ("threads", threads),
-                       ("xc_parameters", xc_parameters)):
+                       ("xc_parameters", xc_parameters), ("density_tol", density_tol)):
         if value is not None:
             options[key] = value
     options_json = json.dumps({k: (v.item() if isinstance(v, np.generic) else v) for k, v in options.items()})
     lib = _lib.load()
     handle = ctypes.c_void_p()
+    name = _functional.xc_name(xc)
     if start is None:
-        _lib.check(lib.sxc_scf_forward(system.handle, str(xc).encode(), options_json.encode(), ctypes.byref(handle)))
+        status = lib.sxc_scf_forward(system.handle, name.encode(), options_json.encode(), ctypes.byref(handle))
     else:
         if not isinstance(start, SCFResult):
             raise TypeError(f"scf: start must be a solidxc.SCFResult, got {type(start).__name__}")
-        _lib.check(lib.sxc_scf_forward_from(system.handle, str(xc).encode(), options_json.encode(), start.handle,
-                                            ctypes.byref(handle)))
-    return SCFResult(handle.value, system, str(xc))
+        status = lib.sxc_scf_forward_from(system.handle, name.encode(), options_json.encode(), start.handle,
+                                          ctypes.byref(handle))
+    _functional.check(status, xc)  # re-raises an exception from a Python functional's callback
+    return SCFResult(handle.value, system, name)

@@ -73,6 +73,9 @@ public struct SCFOptions {
     /// Convergence threshold on the energy change (Ha) between iterations; the density residual
     /// (integrated |rho_out - rho_in|, electrons) must also fall below `sqrt(tol)`-scaled bounds.
     public var tol: Double = 1e-9
+    /// Convergence threshold on the density residual (integrated |rho_out - rho_in|, electrons);
+    /// nil: sqrt(tol) times the electron count. Finite-difference checks of density losses need it tight.
+    public var densityTol: Double? = nil
     /// Largest number of SCF iterations.
     public var maxiter: Int = 100
     /// Number of bands per k-point, or nil for a default (occupied bands + a few).
@@ -111,7 +114,7 @@ public struct SCFStart {
 
 extension SCFOptions: Equatable {
     public static func == (a: SCFOptions, b: SCFOptions) -> Bool {
-        a.xc == b.xc && a.xcParameters == b.xcParameters && a.tol == b.tol && a.maxiter == b.maxiter && a.nbands == b.nbands && a.mixingBeta == b.mixingBeta
+        a.xc == b.xc && a.xcParameters == b.xcParameters && a.tol == b.tol && a.densityTol == b.densityTol && a.maxiter == b.maxiter && a.nbands == b.nbands && a.mixingBeta == b.mixingBeta
             && a.kerkerQ0 == b.kerkerQ0 && a.raiseOnNonconvergence == b.raiseOnNonconvergence
             && a.memoryLimitBytes == b.memoryLimitBytes && a.verbose == b.verbose && a.threads == b.threads
             && (a.start == nil) == (b.start == nil)

@@ -110,6 +110,9 @@ public func runSCF(system prepared: PreparedSystem, options: SCFOptions) throws 
     guard options.tol.isFinite, options.tol > 0 else {
         throw SolidXCError.input(field: "tol", message: "must be a positive number, got \(options.tol)")
     }
+    if let d = options.densityTol, !(d.isFinite && d > 0) {
+        throw SolidXCError.input(field: "density_tol", message: "must be a positive number of electrons, got \(d)")
+    }
     guard options.maxiter >= 1, options.maxiter <= 100_000 else {
         throw SolidXCError.input(field: "maxiter", message: "must be between 1 and 100000, got \(options.maxiter)")
     }

@@ -285,7 +285,7 @@ public final class SelfConsistentField {
         var rhoOut = rhoIn
         var lastPotential: [Double] = []
         var jointSpin = false
-        let densityTolerance = max(options.tol.squareRoot(), 1e-12) * basis.model.nelectrons
+        let densityTolerance = options.densityTol ?? max(options.tol.squareRoot(), 1e-12) * basis.model.nelectrons
         let blockWeights = (0..<(nspin * nk)).map { basis.kpoints[$0 % nk].weight }
         while iterations < options.maxiter {
             iterations += 1

@@ -32,7 +32,7 @@ public final class BuiltinFunctional: Functional {
         let buffers = XCBuffers(nspin: nspin, npoints: npoints, rho: rho, sigma: sigma, drho: nil, dsigma: nil,
                                 energy: e, vrho: vrho, vsigma: vsigma)
         XCEvaluation.zeroOutputs(buffers, isGGA: family == .gga)
-        run(kernel: false, buffers)
+        run(.evaluate, buffers)
     }
 
     public func applyKernel(nspin: Int, npoints: Int,
@@ -46,7 +46,33 @@ public final class BuiltinFunctional: Functional {
         let buffers = XCBuffers(nspin: nspin, npoints: npoints, rho: rho, sigma: sigma, drho: drho, dsigma: dsigma,
                                 energy: nil, vrho: dvrho, vsigma: dvsigma)
         XCEvaluation.zeroOutputs(buffers, isGGA: family == .gga)
-        run(kernel: true, buffers)
+        run(.kernel, buffers)
+    }
+
+    /// Exact (forward-mode, the parameter seeded as a hyper-dual number) derivatives of e, vrho
+    /// and vsigma with respect to one named parameter, at fixed (rho, sigma) and at this
+    /// instance's parameter values.
+    public func parameterDerivative(_ parameter: String, nspin: Int, npoints: Int,
+                                    rho: UnsafePointer<Double>, sigma: UnsafePointer<Double>?,
+                                    de: UnsafeMutablePointer<Double>, dvrho: UnsafeMutablePointer<Double>,
+                                    dvsigma: UnsafeMutablePointer<Double>?) throws {
+        try validate(nspin: nspin, npoints: npoints, sigma: sigma, output: dvsigma, outputField: "dvsigma")
+        let key = parameter.lowercased()
+        guard parameters.contains(where: { $0.name == key }) else {
+            let known = parameters.isEmpty
+                ? "it has no parameters"
+                : "its parameters are: " + parameters.map(\.name).joined(separator: ", ")
+            throw SolidXCError.input(field: "parameter", message: "functional '\(name)' has no parameter '\(parameter)'; \(known)")
+        }
+        let buffers = XCBuffers(nspin: nspin, npoints: npoints, rho: rho, sigma: sigma, drho: nil, dsigma: nil,
+                                energy: de, vrho: dvrho, vsigma: dvsigma)
+        XCEvaluation.zeroOutputs(buffers, isGGA: family == .gga)
+        run(.parameter(key), buffers)
+    }
+
+    /// The same functional under another name (a parameterised built-in registered by a user).
+    public func renamed(_ newName: String) -> BuiltinFunctional {
+        BuiltinFunctional(name: newName, family: family, parameters: parameters, components: components)
     }
 
     private func validate(nspin: Int, npoints: Int, sigma: UnsafePointer<Double>?,

@@ -41,4 +41,26 @@ public protocol Functional: AnyObject {
                      rho: UnsafePointer<Double>, sigma: UnsafePointer<Double>?,
                      drho: UnsafePointer<Double>, dsigma: UnsafePointer<Double>?,
                      dvrho: UnsafeMutablePointer<Double>, dvsigma: UnsafeMutablePointer<Double>?) throws
+
+    /// d(e, vrho, vsigma)/d(parameter) at fixed (rho, sigma) for one of `parameters` (for example
+    /// PBE's "kappa"); same layouts as `evaluate`. This is what the adjoint contracts with the grid
+    /// adjoints to get dL/dparameter.
+    /// - Throws: `SolidXCError.input(field: "parameter", ...)` for a functional without that parameter.
+    func parameterDerivative(_ parameter: String, nspin: Int, npoints: Int,
+                             rho: UnsafePointer<Double>, sigma: UnsafePointer<Double>?,
+                             de: UnsafeMutablePointer<Double>, dvrho: UnsafeMutablePointer<Double>,
+                             dvsigma: UnsafeMutablePointer<Double>?) throws
+}
+
+extension Functional {
+    /// Functionals whose parameters the core does not differentiate (user and neural functionals
+    /// keep theirs with the caller, for example in a torch module).
+    public func parameterDerivative(_ parameter: String, nspin: Int, npoints: Int,
+                                    rho: UnsafePointer<Double>, sigma: UnsafePointer<Double>?,
+                                    de: UnsafeMutablePointer<Double>, dvrho: UnsafeMutablePointer<Double>,
+                                    dvsigma: UnsafeMutablePointer<Double>?) throws {
+        throw SolidXCError.input(field: "parameter", message:
+            "functional '\(name)' has no parameter '\(parameter)' that the core can differentiate; "
+                + "parameter derivatives exist for the built-ins' named parameters (for example pbe's kappa, mu, beta)")
+    }
 }

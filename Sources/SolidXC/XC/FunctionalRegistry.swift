@@ -1,9 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// What the registry knows about a functional, in the manner of libxc's `xc_func_info_type`:
 /// id, name, family, description, references and named parameters with their defaults.
 public struct FunctionalRecord: Equatable {
@@ -39,7 +33,7 @@ public final class FunctionalRegistry: @unchecked Sendable {
     }
 
     private let builtins: [Builtin]
-    private let lock = Lock()
+    private let lock = XCMonitor()
     private var user: [(id: Int32, functional: Functional)] = []
     private var nextUserID = FunctionalRegistry.firstUserID
 
@@ -113,25 +107,55 @@ public final class FunctionalRegistry: @unchecked Sendable {
             let id = nextUserID
             nextUserID += 1
             user.append((id, f))
+            (f as? CallbackFunctional)?.didRegister(id: id)
             return id
         }
     }
 
-    /// Removes a registered functional.
+    /// Registers a user functional whose name is checked first, as the C ABI does: it must not be
+    /// empty and must not be a built-in's name or alias, which `make` would find first.
+    /// - Throws: `SolidXCError.input(field: "name", ...)`.
+    @discardableResult
+    public func register(checkingName f: Functional) throws -> Int32 {
+        let trimmed = FunctionalRegistry.normalise(f.name)
+        guard !trimmed.isEmpty else {
+            throw SolidXCError.input(field: "name", message: "must not be empty or blank")
+        }
+        if let b = builtin(named: f.name) {
+            throw SolidXCError.input(field: "name", message:
+                "'\(f.name)' is a name of the built-in functional '\(b.record.name)'; choose a name that shadows no built-in")
+        }
+        return register(f)
+    }
+
+    /// Registers the built-in `builtin` with parameter overrides under a new `name`, so that an
+    /// SCF can use a parameterised built-in by name.
+    /// - Throws: `SolidXCError.input` for an unknown built-in, a bad parameter or a bad name.
+    @discardableResult
+    public func registerBuiltin(_ builtin: String, parameters: [String: Double], as name: String) throws -> Int32 {
+        guard let b = self.builtin(named: builtin) else {
+            throw SolidXCError.input(field: "builtin", message: "unknown built-in functional '\(builtin)'; known names: \(knownNames())")
+        }
+        return try register(checkingName: try instantiate(b, overrides: parameters).renamed(name))
+    }
+
+    /// Removes a registered functional. A `CallbackFunctional` refuses every later call, and this
+    /// returns only once no other thread is inside one of its callbacks.
     /// - Throws: `SolidXCError.input(field: "xc", ...)` for a built-in id or an id that is not registered.
     public func unregister(id: Int32) throws {
         if let b = builtins.first(where: { $0.record.id == id }) {
             throw SolidXCError.input(field: "xc", message:
                 "id \(id) is the built-in functional '\(b.record.name)'; only registered functionals can be unregistered")
         }
-        let removed: Bool = lock.withLock {
-            guard let index = user.firstIndex(where: { $0.id == id }) else { return false }
-            user.remove(at: index)
-            return true
+        let removed: Functional? = lock.withLock {
+            guard let index = user.firstIndex(where: { $0.id == id }) else { return nil }
+            return user.remove(at: index).functional
         }
-        if !removed {
+        guard let removed else {
             throw SolidXCError.input(field: "xc", message: "no registered functional has id \(id); known ids: \(knownIDs())")
         }
+        // Outside the registry's lock: the wait must not block other lookups.
+        (removed as? CallbackFunctional)?.retire()
     }
 
     // MARK: - Lookup helpers
@@ -261,28 +285,5 @@ public final class FunctionalRegistry: @unchecked Sendable {
                 "Slater exchange + Perdew-Wang 92 correlation with the PBE code's digits (libxc LDA_X + LDA_C_PW_MOD)",
                 slaterReferences + [pw92Reference], .slaterPW92(SlaterExchange(), .modified)),
         ]
-    }
-
-    /// A pthread mutex; the registry may not use Foundation.
-    private final class Lock {
-        private let mutex: UnsafeMutablePointer<pthread_mutex_t>
-
-        init() {
-            mutex = .allocate(capacity: 1)
-            mutex.initialize(to: pthread_mutex_t())
-            pthread_mutex_init(mutex, nil)
-        }
-
-        deinit {
-            pthread_mutex_destroy(mutex)
-            mutex.deinitialize(count: 1)
-            mutex.deallocate()
-        }
-
-        func withLock<R>(_ body: () throws -> R) rethrows -> R {
-            pthread_mutex_lock(mutex)
-            defer { pthread_mutex_unlock(mutex) }
-            return try body()
-        }
     }
 }

@@ -232,9 +232,20 @@ protocol XCComponent {
     static var isGGA: Bool { get }
     /// Energy per volume (Ha/bohr^3) at one point whose inputs are already screened.
     func energy<T: XCScalar>(_ p: XCPoint<T>) -> T
+    /// The component's named parameters and their values (libxc's ext_params, under the names
+    /// the registry uses), in the order `energy(_:parameter:value:)` numbers them.
+    var parameters: [(name: String, value: Double)] { get }
+    /// The energy with parameter number `index` replaced by `value`, a number that may carry
+    /// derivatives with respect to that parameter.
+    func energy<T: XCScalar>(_ p: XCPoint<T>, parameter index: Int, value: T) -> T
 }
 
 extension XCComponent {
+    /// Most components have no parameters.
+    var parameters: [(name: String, value: Double)] { [] }
+
+    func energy<T: XCScalar>(_ p: XCPoint<T>, parameter index: Int, value: T) -> T { energy(p) }
+
     /// libxc's `sigma_threshold` is dens_threshold^(4/3), and sigma_ss is raised to at least its square.
     var sigmaFloor: Double {
         let t = pow(densityThreshold, 4.0 / 3.0)
@@ -506,23 +517,35 @@ struct PBEExchange: XCComponent {
     /// 1 / (4 (6 pi^2)^(2/3)): s^2 = this * sigma_ss / rho_s^(8/3).
     static let reducedGradientFactor = 0.01645530784602056
 
+    var parameters: [(name: String, value: Double)] { [("kappa", kappa), ("mu", mu)] }
+
     @inline(__always) func energy<T: XCScalar>(_ p: XCPoint<T>) -> T {
+        energy(p, kappa: T(kappa), mu: T(mu))
+    }
+
+    func energy<T: XCScalar>(_ p: XCPoint<T>, parameter index: Int, value: T) -> T {
+        index == 0 ? energy(p, kappa: value, mu: T(mu)) : energy(p, kappa: T(kappa), mu: value)
+    }
+
+    /// The energy with kappa and mu as numbers of the evaluation type, so that the same line
+    /// also gives derivatives with respect to them.
+    @inline(__always) func energy<T: XCScalar>(_ p: XCPoint<T>, kappa: T, mu: T) -> T {
         let n = p.rhoUp + p.rhoDown
         let nInverse = n.reciprocal()
         let lda = -SlaterExchange.prefactor * n.cbrt() * n
         var sum = T(0)
         if p.rhoUp.primal > densityThreshold {
-            sum = sum + channel(rho: p.rhoUp, other: p.rhoDown, sigma: p.sigmaUpUp, nInverse: nInverse)
+            sum = sum + channel(rho: p.rhoUp, other: p.rhoDown, sigma: p.sigmaUpUp, nInverse: nInverse, kappa: kappa, mu: mu)
         }
         if p.rhoDown.primal > densityThreshold {
-            sum = sum + channel(rho: p.rhoDown, other: p.rhoUp, sigma: p.sigmaDownDown, nInverse: nInverse)
+            sum = sum + channel(rho: p.rhoDown, other: p.rhoUp, sigma: p.sigmaDownDown, nInverse: nInverse, kappa: kappa, mu: mu)
         }
         return lda * sum
     }
 
     /// (1 + zeta_s)^(4/3) F(s_s) for one spin channel, with libxc's clamp of zeta_s into
     /// [zeta_threshold - 1, 1 - zeta_threshold] (z_thr in libxc's util.mpl).
-    @inline(__always) func channel<T: XCScalar>(rho: T, other: T, sigma: T, nInverse: T) -> T {
+    @inline(__always) func channel<T: XCScalar>(rho: T, other: T, sigma: T, nInverse: T, kappa: T, mu: T) -> T {
         let zeta: T
         if 2 * rho.primal * nInverse.primal <= XCSpinScaling.zetaThreshold {
             zeta = T(XCSpinScaling.zetaThreshold - 1)
@@ -557,7 +580,18 @@ struct PBECorrelation: XCComponent {
     var densityThreshold: Double { 1e-12 }
     static var isGGA: Bool { true }
 
+    var parameters: [(name: String, value: Double)] { [("beta", beta)] }
+
     @inline(__always) func energy<T: XCScalar>(_ p: XCPoint<T>) -> T {
+        energy(p, beta: T(beta))
+    }
+
+    func energy<T: XCScalar>(_ p: XCPoint<T>, parameter index: Int, value: T) -> T {
+        energy(p, beta: value)
+    }
+
+    /// The energy with beta as a number of the evaluation type (see `PBEExchange.energy(_:kappa:mu:)`).
+    @inline(__always) func energy<T: XCScalar>(_ p: XCPoint<T>, beta: T) -> T {
         let s = XCSpinPolarisation(p)
         let rs = XCSpinScaling.wignerSeitzRadius(s.n)
         let ec = pw92.energyPerParticle(rs: rs, spin: s)
@@ -592,6 +626,8 @@ protocol XCDifferentiable: XCScalar {
     static func variable(_ x: Double, lane: Int, weight: Double, perturbation: Double) -> Self
     /// d(output)/d(variable `lane`), or (H d)_lane for the kernel.
     func derivative(lane: Int) -> Double
+    /// The derivative along the seeded direction (g . d); zero for `XCDual`, which has none.
+    var directionalDerivative: Double { get }
 }
 
 extension XCDual: XCDifferentiable {
@@ -602,6 +638,8 @@ extension XCDual: XCDifferentiable {
     }
 
     @inline(__always) func derivative(lane: Int) -> Double { grad[lane] }
+
+    @inline(__always) var directionalDerivative: Double { 0 }
 }
 
 extension XCHyperDual: XCDifferentiable {
@@ -612,10 +650,13 @@ extension XCHyperDual: XCDifferentiable {
     }
 
     @inline(__always) func derivative(lane: Int) -> Double { hess[lane] }
+
+    @inline(__always) var directionalDerivative: Double { tangent }
 }
 
 /// Raw input and output buffers of one batch, in the layouts of the `Functional` contract.
-/// `drho`/`dsigma` are nil when evaluating, `energy` is nil for the kernel.
+/// `drho`/`dsigma` are nil when evaluating, `energy` is nil for the kernel. For a parameter
+/// derivative the outputs receive d(e, vrho, vsigma)/d(parameter).
 struct XCBuffers {
     var nspin: Int
     var npoints: Int
@@ -629,6 +670,18 @@ struct XCBuffers {
 }
 
 enum XCEvaluation {
+    /// What a pass over the points computes.
+    enum Mode {
+        /// e, vrho, vsigma.
+        case evaluate
+        /// The second derivatives applied to the buffers' (drho, dsigma).
+        case kernel
+        /// d(e, vrho, vsigma)/d(parameter) for the named parameter at fixed (rho, sigma).
+        /// The parameter is a hyper-dual input with no gradient lane and a unit tangent, so the
+        /// result's tangent is de/dparameter and its `hess` lanes are d(vrho, vsigma)/dparameter.
+        case parameter(String)
+    }
+
     /// Sets the outputs (energy, vrho, vsigma) of a batch to zero before the components accumulate.
     static func zeroOutputs(_ b: XCBuffers, isGGA: Bool) {
         if let e = b.energy { e.update(repeating: 0, count: b.npoints) }
@@ -636,11 +689,22 @@ enum XCEvaluation {
         if isGGA, let vs = b.vsigma { vs.update(repeating: 0, count: (b.nspin == 1 ? 1 : 3) * b.npoints) }
     }
 
-    /// Adds one component's energy and derivatives (T = XCDual) or kernel (T = XCHyperDual) to the outputs.
+    /// Adds one component's energy and derivatives (T = XCDual) or kernel (T = XCHyperDual) to the outputs,
+    /// or, with `parameter` (the index of one of the component's parameters, T = XCHyperDual), the
+    /// derivatives of those outputs with respect to that parameter.
     /// Unpolarised points are evaluated as rho_s = rho/2, sigma_ab = sigma/4 with the chain rule
     /// folded into the seeds, so d/drho = (d/drho_up + d/drho_down)/2 and so on.
     @inline(__always)
-    static func accumulate<C: XCComponent, T: XCDifferentiable>(_ c: C, _: T.Type, _ b: XCBuffers) {
+    static func accumulate<C: XCComponent, T: XCDifferentiable>(_ c: C, _: T.Type, _ b: XCBuffers, parameter: Int? = nil) {
+        let seed = parameter.map { T.variable(c.parameters[$0].value, lane: 0, weight: 0, perturbation: 1) }
+        @inline(__always) func energy(_ p: XCPoint<T>) -> (value: Double, derivatives: T) {
+            guard let parameter, let seed else {
+                let r = c.energy(p)
+                return (r.primal, r)
+            }
+            let r = c.energy(p, parameter: parameter, value: seed)
+            return (r.directionalDerivative, r)
+        }
         let threshold = c.densityThreshold
         let sigmaFloor = c.sigmaFloor
         let np = b.npoints
@@ -660,8 +724,8 @@ enum XCEvaluation {
                     p.sigmaUpDown = quarter
                     p.sigmaDownDown = quarter
                 }
-                let r = c.energy(p)
-                b.energy?[i] += r.primal
+                let (value, r) = energy(p)
+                b.energy?[i] += value
                 b.vrho[i] += r.derivative(lane: 0)
                 if C.isGGA, let vsigma = b.vsigma { vsigma[i] += r.derivative(lane: 1) }
             }
@@ -688,10 +752,10 @@ enum XCEvaluation {
                 p.sigmaUpDown = T.variable(ud, lane: 3, weight: 1, perturbation: b.dsigma?[np + i] ?? 0)
                 p.sigmaDownDown = T.variable(dd, lane: 4, weight: 1, perturbation: b.dsigma?[2 * np + i] ?? 0)
             }
-            let r = c.energy(p)
+            let (value, r) = energy(p)
             // libxc returns the energy per particle at the raised densities; PySCF and every libxc
             // user multiply it by the density they passed in. Do the same.
-            b.energy?[i] += up + down == u + d ? r.primal : r.primal * ((up + down) / (u + d))
+            b.energy?[i] += up + down == u + d ? value : value * ((up + down) / (u + d))
             b.vrho[i] += r.derivative(lane: 0)
             b.vrho[np + i] += r.derivative(lane: 1)
             if C.isGGA, let vsigma = b.vsigma {
@@ -704,13 +768,19 @@ enum XCEvaluation {
 
     /// Evaluates one component into `b`, picking the narrowest dual number that holds the inputs:
     /// 2 lanes for unpolarised points and for polarised LDA, 8 (5 used) for polarised GGA.
+    /// For a parameter the component does not have, it adds nothing.
     @inline(__always)
-    static func add<C: XCComponent>(_ c: C, kernel: Bool, _ b: XCBuffers) {
-        switch (kernel, b.nspin == 2 && C.isGGA) {
-        case (false, false): accumulate(c, XCDual<SIMD2<Double>>.self, b)
-        case (false, true): accumulate(c, XCDual<SIMD8<Double>>.self, b)
-        case (true, false): accumulate(c, XCHyperDual<SIMD2<Double>>.self, b)
-        case (true, true): accumulate(c, XCHyperDual<SIMD8<Double>>.self, b)
+    static func add<C: XCComponent>(_ c: C, _ mode: Mode, _ b: XCBuffers) {
+        let wide = b.nspin == 2 && C.isGGA
+        switch mode {
+        case .evaluate:
+            wide ? accumulate(c, XCDual<SIMD8<Double>>.self, b) : accumulate(c, XCDual<SIMD2<Double>>.self, b)
+        case .kernel:
+            wide ? accumulate(c, XCHyperDual<SIMD8<Double>>.self, b) : accumulate(c, XCHyperDual<SIMD2<Double>>.self, b)
+        case let .parameter(name):
+            guard let index = c.parameters.firstIndex(where: { $0.name == name }) else { return }
+            wide ? accumulate(c, XCHyperDual<SIMD8<Double>>.self, b, parameter: index)
+                : accumulate(c, XCHyperDual<SIMD2<Double>>.self, b, parameter: index)
         }
     }
 }
@@ -718,19 +788,19 @@ enum XCEvaluation {
 extension BuiltinFunctional {
     /// Evaluates every component into the (zeroed) buffers; the concrete types fixed here are
     /// what lets the compiler specialise the loops and energies above.
-    func run(kernel: Bool, _ b: XCBuffers) {
+    func run(_ mode: XCEvaluation.Mode, _ b: XCBuffers) {
         switch components {
         case let .slaterPW92(x, c):
-            XCEvaluation.add(x, kernel: kernel, b)
-            XCEvaluation.add(c, kernel: kernel, b)
+            XCEvaluation.add(x, mode, b)
+            XCEvaluation.add(c, mode, b)
         case let .slaterVWN5(x, c):
-            XCEvaluation.add(x, kernel: kernel, b)
-            XCEvaluation.add(c, kernel: kernel, b)
+            XCEvaluation.add(x, mode, b)
+            XCEvaluation.add(c, mode, b)
         case let .teter93(xc):
-            XCEvaluation.add(xc, kernel: kernel, b)
+            XCEvaluation.add(xc, mode, b)
         case let .pbe(x, c):
-            XCEvaluation.add(x, kernel: kernel, b)
-            XCEvaluation.add(c, kernel: kernel, b)
+            XCEvaluation.add(x, mode, b)
+            XCEvaluation.add(c, mode, b)
         }
     }
 }

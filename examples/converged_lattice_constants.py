@@ -94,8 +94,9 @@ def main():
     parser.add_argument("--systems", nargs="+", default=["al", "ca", "graphene", "ni"], choices=sorted(SETTINGS))
     parser.add_argument("--functionals", nargs="+", default=["lda", "pbe"], choices=sorted(XC))
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=pathlib.Path, default=OUT, help=f"results file (default {OUT.name}); merged into")
     args = parser.parse_args()
-    results = json.loads(OUT.read_text()) if OUT.exists() else {}
+    results = json.loads(args.out.read_text()) if args.out.exists() else {}
     for system in args.systems:
         for functional in args.functionals:
             start = time.perf_counter()
@@ -105,7 +106,7 @@ def main():
             out["settings"] = {"xc": XC[functional][0], "pseudo": XC[functional][1], "ecut": s["ecut"], "kpts": list(s["kpts"]),
                                "smearing": "fermi-dirac", "temperature": 0.01, "magmoms": s.get("magmoms")}
             results.setdefault(system, {})[functional] = out
-            OUT.write_text(json.dumps(results, indent=1))
+            args.out.write_text(json.dumps(results, indent=1))
             print(f"{system} {functional}: a0 = {out['a0_angstrom']:.4f} A ({out['wall_s']:.0f} s)", flush=True)
 
 

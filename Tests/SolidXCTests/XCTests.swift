@@ -178,7 +178,7 @@ private func smoothPoints(nspin: Int) -> (rho: [Double], sigma: [Double]) {
     return (up + down, uu + ud + dd)
 }
 
-private let builtinNames = ["lda,pw", "lda,pw_mod", "lda,vwn", "teter", "pbe"]
+private let builtinNames = ["lda,pw", "lda,pw_mod", "lda,vwn", "teter", "pbe", "lda_x", "gga_x_pbe"]
 
 final class XCTests: XCTestCase {
     // MARK: - Against libxc

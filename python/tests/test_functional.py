@@ -325,8 +325,19 @@ def test_registered_torch_kernels_match_finite_differences_through_the_core(kind
 
 def test_hybrid_rejects_a_base_the_registry_does_not_know():
     torch = pytest.importorskip("torch")
-    with pytest.raises(InputError, match="unknown functional 'lda_x'.*lda,pw"):
-        F.HybridXC("lda_x", deepchem_net(torch, 2))
+    with pytest.raises(InputError, match="unknown functional 'lda_q'.*lda,pw"):
+        F.HybridXC("lda_q", deepchem_net(torch, 2))
+
+
+def test_hybrid_accepts_deepchems_exchange_only_bases():
+    """DeepChem's tutorials use HybridXC("lda_x", ...) and "gga_x_pbe": exchange-only built-ins
+    (checked against libxc in XCTests)."""
+    torch = pytest.importorskip("torch")
+    assert F.HybridXC("lda_x", deepchem_net(torch, 2)).family == F.LDA
+    assert F.HybridXC("gga_x_pbe", deepchem_net(torch, 3)).family == F.GGA
+    rho = np.array([0.1, 0.5])
+    e_x = F.eval_xc("lda_x", rho)[0]
+    assert np.allclose(e_x, -0.75 * (3 / np.pi) ** (1 / 3) * rho ** (4 / 3), rtol=1e-14)
 
 
 # ---- (d) Failures inside callbacks ----------------------------------------------------------

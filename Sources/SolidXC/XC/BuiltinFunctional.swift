@@ -13,6 +13,8 @@ public final class BuiltinFunctional: Functional {
         case slaterVWN5(SlaterExchange, VWN5Correlation)
         case teter93(Teter93)
         case pbe(PBEExchange, PBECorrelation)
+        case slater(SlaterExchange)
+        case pbeExchange(PBEExchange)
     }
 
     let components: Components

@@ -269,6 +269,26 @@ public final class FunctionalRegistry: @unchecked Sendable {
                 }
             })
 
+        let exchangeParameters = Array(pbeParameters.prefix(2))
+        let pbeExchangeOnly = Builtin(
+            record: FunctionalRecord(
+                id: 7, name: "gga_x_pbe", aliases: ["pbe_x", "pbe,"], family: .gga,
+                description: "PBE exchange only (libxc GGA_X_PBE; DeepChem's \"gga_x_pbe\")",
+                references: pbeReferences, parameters: exchangeParameters, isBuiltin: true),
+            build: { v in
+                let kappa = v["kappa"] ?? PBEExchange.defaultKappa
+                let mu = v["mu"] ?? PBEExchange.defaultMu
+                let parameters = exchangeParameters.map { p in
+                    FunctionalParameter(name: p.name, value: v[p.name] ?? p.value, description: p.description)
+                }
+                return BuiltinFunctional(name: "gga_x_pbe", family: .gga, parameters: parameters,
+                                         components: .pbeExchange(PBEExchange(kappa: kappa, mu: mu)))
+            },
+            check: { name, value in
+                name == "kappa" ? (value.isFinite && value > 0 ? nil : "a finite value > 0")
+                                : (value.isFinite && value >= 0 ? nil : "a finite value >= 0")
+            })
+
         return [
             lda(1, "lda,pw", ["lda_x+lda_c_pw", "lda_x,lda_c_pw"],
                 "Slater exchange + Perdew-Wang 92 correlation (libxc LDA_X + LDA_C_PW)",
@@ -284,6 +304,9 @@ public final class FunctionalRegistry: @unchecked Sendable {
             lda(5, "lda,pw_mod", ["lda_x+lda_c_pw_mod", "lda_x,lda_c_pw_mod"],
                 "Slater exchange + Perdew-Wang 92 correlation with the PBE code's digits (libxc LDA_X + LDA_C_PW_MOD)",
                 slaterReferences + [pw92Reference], .slaterPW92(SlaterExchange(), .modified)),
+            lda(6, "lda_x", ["slater", "lda,"], "Slater exchange only (libxc LDA_X; DeepChem's \"lda_x\")",
+                slaterReferences, .slater(SlaterExchange())),
+            pbeExchangeOnly,
         ]
     }
 }

@@ -801,6 +801,10 @@ extension BuiltinFunctional {
         case let .pbe(x, c):
             XCEvaluation.add(x, mode, b)
             XCEvaluation.add(c, mode, b)
+        case let .slater(x):
+            XCEvaluation.add(x, mode, b)
+        case let .pbeExchange(x):
+            XCEvaluation.add(x, mode, b)
         }
     }
 }

@@ -68,6 +68,9 @@ CASES = [
     # An arbitrary point in parameter space, all three parameters changed.
     ("pbe", "gga_x_pbe,gga_c_pbe", "gga", {"kappa": 0.5, "mu": 0.3, "beta": 0.05},
      {101: {"_kappa": 0.5, "_mu": 0.3}, 130: {"_beta": 0.05}}),
+    # Exchange only (DeepChem's "lda_x" and "gga_x_pbe").
+    ("lda_x", "lda_x", "lda", {}, None),
+    ("gga_x_pbe", "gga_x_pbe", "gga", {}, None),
 ]
 
 CF = 2.0 * (3.0 * math.pi ** 2) ** (1.0 / 3.0)          # |grad n| = CF * s * n^(4/3), unpolarised

@@ -49,7 +49,7 @@ public final class ConvergedState {
 /// symmetric dV.
 struct Chi0 {
     let state: ConvergedState
-    /// Relative residual at which each Sternheimer solve stops.
+    /// Relative residual at which each Sternheimer solve stops (`apply` may be given another).
     let tolerance: Double
     let maxIterations: Int
 
@@ -77,7 +77,8 @@ struct Chi0 {
     /// Levels closer than this (Ha) are treated as degenerate.
     static let degenerate = 1e-9
 
-    func apply(_ dv: [Double]) throws -> [Double] {
+    func apply(_ dv: [Double], tolerance requested: Double? = nil) throws -> [Double] {
+        let tolerance = requested ?? self.tolerance
         let basis = state.basis
         let nk = basis.kpoints.count
         let nspin = state.nspin
@@ -95,7 +96,8 @@ struct Chi0 {
                 while job < jobs {
                     var partial = Partial()
                     do {
-                        partial = try applyBlock(job: job, dv: dv, potential: vp, smearing: smearing, spinFactor: spinFactor)
+                        partial = try applyBlock(job: job, dv: dv, potential: vp, smearing: smearing, spinFactor: spinFactor,
+                                                 tolerance: tolerance)
                     } catch {
                         partial.error = error
                     }
@@ -136,7 +138,7 @@ struct Chi0 {
 
     /// One (spin, k) block's contribution, before the k weight and 1/Omega.
     private func applyBlock(job: Int, dv: [Double], potential: UnsafeBufferPointer<Double>, smearing: Smearing?,
-                            spinFactor: Double) throws -> Partial {
+                            spinFactor: Double, tolerance: Double) throws -> Partial {
         let basis = state.basis
         let nk = basis.kpoints.count
         let n = basis.gridCount
@@ -216,7 +218,8 @@ struct Chi0 {
                 for g in 0..<npw { rhs[c * npw + g] = Complex(-dvPsi[band * npw + g].re, -dvPsi[band * npw + g].im) }
             }
             let solved = try sternheimer(h: h, psi: psi, npw: npw, nb: nb, kinetic: kb.kinetic,
-                                         shifts: occupied.map { eps[$0] }, rhs: rhs, k: k, spin: job / nk)
+                                         shifts: occupied.map { eps[$0] }, rhs: rhs, k: k, spin: job / nk,
+                                         tolerance: tolerance)
             worst = solved.worst
             iterations = solved.iterations
             let dpsiR = basis.fft.makeBuffer()
@@ -245,7 +248,7 @@ struct Chi0 {
     /// Solves (H - e_c) x_c = rhs_c on the complement of the computed bands, for every column c,
     /// by preconditioned conjugate gradients run in lockstep (one batched H application per step).
     private func sternheimer(h: HamiltonianBlock, psi: [Complex], npw: Int, nb: Int, kinetic: [Double], shifts: [Double],
-                             rhs: [Complex], k: Int, spin: Int) throws -> (x: [Complex], worst: Double, iterations: Int) {
+                             rhs: [Complex], k: Int, spin: Int, tolerance: Double) throws -> (x: [Complex], worst: Double, iterations: Int) {
         let ncol = shifts.count
         func project(_ v: inout [Complex], _ count: Int) {
             // v <- v - Psi (Psi^H v)

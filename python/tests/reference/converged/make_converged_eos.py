@@ -63,6 +63,23 @@ ABINIT_XC = {'lda': ('-1012', 'gth-pade', 'libxc LDA_X + LDA_C_PW (PW92)'),
              'pbe': ('-101130', 'gth-pbe', 'libxc GGA_X_PBE + GGA_C_PBE')}
 GPAW_XC = {'lda': 'LDA', 'pbe': 'PBE'}
 ZNUC = {'Al': 13, 'Ca': 20, 'Ni': 28, 'C': 6}
+NI_ABINIT_WARNING = (
+    'NOT the spin-polarised ground state: ABINIT free-moment SCF runs (nsppol 2 from spinat 1 or 0.3 muB, diemix 0.7, '
+    'default Pulay mixing) converged to M = 0, and the scan was then run with nsppol 1; but a fixed-moment run '
+    '(spinmagntarget 0.25 muB) at a = 3.52 A (PBE) has a LOWER free energy than M = 0 by 6.2e-5 Ha (checks), so the '
+    'M = 0 solution is a saddle that the SCF converged onto. GPAW finds 0.04-0.35 muB over its PBE scan and ~0 for '
+    'LDA. This a0 is the non-magnetic-branch value; the magnetic one was not computed (compute budget). For LDA the '
+    'nsppol 1 choice rests on the (now invalid) PBE spin test plus GPAW LDA being non-magnetic.')
+EXPERIMENT_NOTES = {
+    'note 1': ('Sol58LC = the 58-solid lattice-constant set of Haas, Tran, Blaha, PRB 79, 085104 (2009) with '
+               'low-temperature experimental values corrected for the zero-point anharmonic expansion (ZPAE); '
+               'ZPAE-corrected values of Haas et al. (2009) and Hao et al., PRB 85, 014111 (2012). The numbers here '
+               'were taken from the tabulation in data/data_solids_wPBE.py of the public GitHub repository '
+               'statt8900/ksb_scripts (an ASE data file whose header cites both papers); the original tables were '
+               'not re-checked, and that file does not say which of the two papers each value comes from.'),
+    'note 2': ('graphene: 2.46 A, the in-plane lattice constant of graphite (value given in the task brief); '
+               'not zero-point corrected'),
+}
 # Experimental a0 (Angstrom) for the README table; sources in README.md ("Experimental values").
 EXPERIMENT = {
     'al': (4.019, 'Sol58LC set, zero-point-anharmonic-expansion corrected (note 1)'),
@@ -119,7 +136,9 @@ def abinit_deck(system, xc, a_ang, settings):
          f'ecut {settings["ecut"]:g}', f'ixc {ixc}',
          'occopt 3', f'tsmear {TSMEAR_HA:g}', f'nband {settings["nband"]}']
     if settings.get('nsppol', 2 if s['spin'] else 1) == 2:
-        L += ['nsppol 2', 'spinat 0.0 0.0 1.0', 'diemix 0.7']
+        L += ['nsppol 2', f'spinat 0.0 0.0 {float(settings.get("spinat_z", 1.0))!r}', 'diemix 0.7']
+        if settings.get('spinmagntarget') is not None:       # fixed-moment check (two Fermi levels)
+            L += [f'spinmagntarget {settings["spinmagntarget"]:g}']
     L += ['kptopt 1', 'ngkpt ' + ' '.join(map(str, settings['kpts'])), 'nshiftk 1', 'shiftk 0 0 0',
           'nstep 100', 'toldfe 1e-10',
           f'pp_dirpath "../psp"', f'pseudos "{s["el"]}.{table}.psp10"',
@@ -284,6 +303,34 @@ def fit(system, pts):
     return out
 
 
+def sigma0_energy(p):
+    """sigma -> 0 estimate of the energy, E0 = (E + F)/2 = F + TS/2 (Ha): ABINIT F - minus_TS/2; GPAW its own
+    extrapolated energy (energy_extrapolated_T0_eV, the same formula)."""
+    if 'energy_extrapolated_T0_eV' in p:
+        return p['energy_extrapolated_T0_eV'] / p['energy_eV'] * p['energy_Ha']
+    return p['energy_Ha'] - 0.5 * p['minus_TS_Ha']
+
+
+def sigma0_fit(system, pts):
+    f = fit(system, [dict(a_angstrom=p['a_angstrom'], energy_Ha=sigma0_energy(p)) for p in pts])
+    keep = ['a0_angstrom', 'B0_GPa', 'B0_prime', 'max_abs_residual_Ha']
+    return dict({k: f[k] for k in keep if k in f},
+                note='same fit on E_sigma0 = (E + F)/2 (Fermi-Dirac sigma -> 0 estimate); NOT the reference value, '
+                     'shows how much the 0.01 Ha smearing moves a0')
+
+
+def refit_all():
+    d = load_json()
+    for key, r in d['results'].items():
+        system = r['system']
+        f = fit(system, r['points'])
+        r.update(f)
+        r['sigma0_fit'] = sigma0_fit(system, r['points'])
+        if r['code'].startswith('ABINIT') and SYSTEMS[system]['spin'] and r['settings'].get('nsppol') == 1:
+            r['warning'] = NI_ABINIT_WARNING
+    save_json(d)
+
+
 def quad_min(pts):
     a = np.array([p['a_angstrom'] for p in pts])
     E = np.array([p['energy_Ha'] for p in pts])
@@ -331,6 +378,8 @@ def save_json(d):
                         'ABINIT 9.6.2 (GTH pseudopotentials, psp/) and GPAW 22.8.0 (PAW, gpaw-data 0.9.20000, PW mode). '
                         'Made by make_converged_eos.py; see README.md.')
     d['units'] = 'energies Ha, lengths Angstrom (bohr = 0.52917721092 A), B0 GPa, magnetisation muB per cell'
+    d['experiment_a0_angstrom'] = {k: dict(a0=v[0], source=v[1]) for k, v in EXPERIMENT.items()}
+    d['experiment_notes'] = EXPERIMENT_NOTES
     d['results'] = dict(sorted(d['results'].items()))
     with open(OUT_JSON, 'w') as f:
         json.dump(d, f, indent=1)
@@ -345,15 +394,18 @@ def version(code):
     return f'GPAW {gpaw.__version__} (Debian), ASE {ase.__version__}'
 
 
-def scan(code, system, xc, max_recentre=2):
+def scan(code, system, xc, max_recentre=2, nsppol1_reason=None):
     settings = base_settings(system, code)
+    if nsppol1_reason and code == 'abinit' and SYSTEMS[system]['spin']:
+        settings['nsppol'] = 1
+        settings['spin'] = 'nsppol 1 (non-magnetic) without a spin test of its own: ' + nsppol1_reason
     guess = SYSTEMS[system]['guess'][xc]
     pts_all, history = {}, []
     t0 = time.perf_counter()
     spin_tests = []
     for attempt in range(max_recentre + 1):
         grid = [round(guess * s, 6) for s in SCALES]
-        if code == 'abinit' and SYSTEMS[system]['spin'] and settings.get('nsppol') != 2 and \
+        if code == 'abinit' and SYSTEMS[system]['spin'] and settings.get('nsppol') != 2 and not nsppol1_reason and \
                 not any(t['a_angstrom'] >= grid[-1] for t in spin_tests):
             # Cost saving (ABINIT Ni, ~200 s per spin-polarised point): spin-polarised run (spinat 1 muB) at the
             # LARGEST a of the scan; the moment of fcc Ni grows with volume, so if it vanishes there the whole
@@ -393,6 +445,9 @@ def scan(code, system, xc, max_recentre=2):
              wall_s_used_points=float(sum(p['wall_s'] for p in pts)),
              date=datetime.datetime.now().isoformat(timespec='seconds'))
     r.update(f)
+    r['sigma0_fit'] = sigma0_fit(system, pts)
+    if code == 'abinit' and SYSTEMS[system]['spin'] and settings.get('nsppol') == 1:
+        r['warning'] = NI_ABINIT_WARNING
     if spin_tests:
         r['spin_tests'] = spin_tests
         for t in spin_tests:
@@ -454,9 +509,57 @@ def check(code, system, xc, changes, scales):
         c['bm_fit_new'] = fit(system, pts)
     d = load_json()
     d.setdefault('checks', {}).setdefault(key, [])
-    d['checks'][key] = [x for x in d['checks'][key] if x['changes'] != changes] + [c]
+    d['checks'][key] = [x for x in d['checks'][key] if x.get('changes') != changes] + [c]
     save_json(d)
     print(f'  check {key} {changes}: a0 shift {c["relative_change_percent"]:+.4f} %', flush=True)
+
+
+def magcheck(system, xc, a, moment):
+    """ABINIT fixed-moment run (nsppol 2, spinmagntarget) at one a: is the free moment's answer (M = 0 or not)
+    the lowest-energy state? Compared with the free-moment/nsppol-1 points of the main scan at the same a."""
+    key = f'{system}/{xc}/abinit'
+    d = load_json()
+    main = d['results'][key]
+    st = dict(main['settings'], nsppol=2, spinmagntarget=moment)
+    pt, text = run_abinit_point(system, xc, a, st)
+    pt['deck'] = save_deck('abinit', system, xc, a, text, f'_fixedM{moment:g}')
+    ref = [p for p in main['points'] + main.get('spin_tests', []) if abs(p['a_angstrom'] - a) < 1e-9]
+    c = dict(kind='fixed moment (spinmagntarget)', a_angstrom=a, spinmagntarget_muB=moment, point=pt,
+             reference_points=[dict(nsppol=p.get('nsppol'), energy_Ha=p['energy_Ha'],
+                                    magnetization_muB=p.get('magnetization_muB')) for p in ref],
+             energy_fixed_minus_reference_Ha=[pt['energy_Ha'] - p['energy_Ha'] for p in ref],
+             date=datetime.datetime.now().isoformat(timespec='seconds'))
+    d = load_json()
+    d.setdefault('checks', {}).setdefault(key, [])
+    d['checks'][key] = [x for x in d['checks'][key] if not (x.get('kind') == c['kind'] and x['a_angstrom'] == a
+                                                            and x['spinmagntarget_muB'] == moment)] + [c]
+    save_json(d)
+    print(f'  fixed-moment check {key} a={a} M={moment}: E={pt["energy_Ha"]:.10f} (M {pt.get("magnetization_muB")}); '
+          f'E - E(ref) = {c["energy_fixed_minus_reference_Ha"]} Ha, wall {pt["wall_s"]:.0f}s', flush=True)
+
+
+def record_check_from_log(code, system, xc, changes, energies, note):
+    """Store a 2-point slope check whose energies were computed by --check but not saved (JSON-write bug of the
+    first version of this script, since fixed); energies = {a: E_Ha} copied from the run's log."""
+    d = load_json()
+    key = f'{system}/{xc}/{code}'
+    main = d['results'][key]
+    pts = [dict(a_angstrom=a, energy_Ha=e, source='log') for a, e in sorted(energies.items())]
+    ref = [p for p in main['points'] if any(abs(p['a_angstrom'] - x['a_angstrom']) < 1e-9 for x in pts)]
+    da = pts[1]['a_angstrom'] - pts[0]['a_angstrom']
+    s_new = (pts[1]['energy_Ha'] - pts[0]['energy_Ha']) / da
+    s_ref = (ref[1]['energy_Ha'] - ref[0]['energy_Ha']) / da
+    mid = sorted(main['points'], key=lambda p: p['a_angstrom'])[1:6]
+    curv = 2 * np.polyfit([p['a_angstrom'] for p in mid], [p['energy_Ha'] for p in mid], 2)[0]
+    shift = -(s_new - s_ref) / curv
+    c = dict(changes=changes, points=pts, note=note, method='slope (2 points)', slope_new_Ha_per_A=s_new,
+             slope_base_Ha_per_A=s_ref, curvature_Ha_per_A2=float(curv), a0_base_A=main['a0_angstrom'],
+             a0_estimated_new_A=main['a0_angstrom'] + shift,
+             relative_change_percent=float(100 * shift / main['a0_angstrom']))
+    d.setdefault('checks', {}).setdefault(key, [])
+    d['checks'][key] = [x for x in d['checks'][key] if x.get('changes') != changes] + [c]
+    save_json(d)
+    print(f'  recorded check {key} {changes}: a0 shift {c["relative_change_percent"]:+.4f} %')
 
 
 def parse_changes(items):
@@ -473,8 +576,8 @@ def parse_changes(items):
 def print_table():
     d = load_json()['results']
     print('| system | functional | ABINIT a0 (A) | GPAW a0 (A) | ABINIT - GPAW (%) | ABINIT B0 / GPAW B0 (GPa) '
-          '| M(a0) ABINIT / GPAW (muB) | experiment a0 (A) |')
-    print('|---|---|---|---|---|---|---|---|')
+          '| M(a0) ABINIT / GPAW (muB) | sigma->0 a0 ABINIT / GPAW (A) | experiment a0 (A) |')
+    print('|---|---|---|---|---|---|---|---|---|')
     for system in ['al', 'ca', 'ni', 'graphene']:
         for xc in ['lda', 'pbe']:
             ab, gp = d.get(f'{system}/{xc}/abinit'), d.get(f'{system}/{xc}/gpaw')
@@ -487,8 +590,9 @@ def print_table():
                     ('0 (nsppol 1)' if ab else '-')
                 M = f'{ma} / {f(gp, "magnetization_muB_at_a0", ".3f")}'
             e, _ = EXPERIMENT[system]
+            s0 = lambda r: format(r['sigma0_fit']['a0_angstrom'], '.4f') if r and 'sigma0_fit' in r else '-'
             print(f'| {system} | {xc.upper()} | {f(ab, "a0_angstrom", ".4f")} | {f(gp, "a0_angstrom", ".4f")} | {diff} '
-                  f'| {B} | {M} | {e} |')
+                  f'| {B} | {M} | {s0(ab)} / {s0(gp)} | {e} |')
 
 
 def gpaw_available():
@@ -507,10 +611,19 @@ def main(argv=None):
     ap.add_argument('--check', nargs='*', help='convergence check with changed settings, e.g. ecut=40 kpts=16x16x16')
     ap.add_argument('--check-scales', nargs='*', type=float, default=[0.99, 1.01])
     ap.add_argument('--decks-only', action='store_true')
+    ap.add_argument('--magcheck', nargs=2, type=float, metavar=('A', 'M'),
+                    help='ABINIT fixed-moment run (spinmagntarget M) at lattice constant A (needs --system/--xc)')
+    ap.add_argument('--nsppol1', metavar='REASON', help='ABINIT Ni: skip the spin test and run nsppol 1 (reason recorded)')
+    ap.add_argument('--refit', action='store_true', help='redo all fits from the stored energies (no runs)')
     ap.add_argument('--table', action='store_true', help='print the README result table from converged_eos.json')
     a = ap.parse_args(argv)
-    if a.table:
+    if a.refit:
+        refit_all()
+    if a.table or a.refit:
         print_table()
+        return
+    if a.magcheck:
+        magcheck(a.system[0], a.xc[0], a.magcheck[0], a.magcheck[1])
         return
     os.environ['OMP_NUM_THREADS'] = '1'
     os.environ['OPENBLAS_NUM_THREADS'] = '1'
@@ -536,7 +649,7 @@ def main(argv=None):
                 if a.check:
                     check(code, system, xc, parse_changes(a.check), a.check_scales)
                     continue
-                r = scan(code, system, xc)
+                r = scan(code, system, xc, nsppol1_reason=a.nsppol1)
                 d = load_json()
                 d['results'][f'{system}/{xc}/{code}'] = r
                 save_json(d)

@@ -40,8 +40,8 @@ SCALES = (0.97, 0.98, 0.99, 1.0, 1.01, 1.02, 1.03)
 def reference_guess(system, functional):
     """The a_guess of the ABINIT scan, so both codes use the same points."""
     try:
-        ref = json.loads(REFERENCE.read_text())["results"][system][functional]["abinit"]
-        return float(ref["scan_history"][-1]["a_guess"])
+        ref = json.loads(REFERENCE.read_text())["results"][f"{system}/{functional}/abinit"]
+        return float(ref["a_guess"])
     except (OSError, KeyError, IndexError, ValueError):
         return SETTINGS[system]["guess"][functional]
 
@@ -89,14 +89,41 @@ def graphene(functional, threads):
             "points": [[float(x), float(y)] for x, y in zip(a_values, e)]}
 
 
+EXPERIMENT = {  # zero-point-corrected (Sol58LC); graphene: graphite in-plane, uncorrected
+    "al": 4.019, "ca": 5.555, "ni": 3.509, "graphene": 2.46,
+}
+
+
+def table(results):
+    """Markdown: SolidXC next to ABINIT (same GTH pseudopotentials) and GPAW (PAW) at the same
+    Ecut/k-grid/smearing, and experiment."""
+    reference = json.loads(REFERENCE.read_text())["results"]
+    lines = ["| system | xc | SolidXC (Å) | ABINIT (Å) | SolidXC − ABINIT | GPAW (Å) | experiment (Å) |",
+             "|---|---|---|---|---|---|---|"]
+    for system in ("al", "ca", "ni", "graphene"):
+        for functional in ("lda", "pbe"):
+            ours = results.get(system, {}).get(functional, {}).get("a0_angstrom")
+            abinit = reference.get(f"{system}/{functional}/abinit", {}).get("a0_angstrom")
+            gpaw = reference.get(f"{system}/{functional}/gpaw", {}).get("a0_angstrom")
+            fmt = lambda x: f"{x:.4f}" if x is not None else "–"
+            diff = f"{100 * (ours - abinit) / abinit:+.4f} %" if ours is not None and abinit is not None else "–"
+            name = {"al": "Al", "ca": "Ca", "ni": "Ni", "graphene": "graphene"}[system]
+            lines.append(f"| {name} | {functional.upper()} | {fmt(ours)} | {fmt(abinit)} | {diff} | {fmt(gpaw)} | {EXPERIMENT[system]:.3f} |")
+    return "\n".join(lines)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--systems", nargs="+", default=["al", "ca", "graphene", "ni"], choices=sorted(SETTINGS))
     parser.add_argument("--functionals", nargs="+", default=["lda", "pbe"], choices=sorted(XC))
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=pathlib.Path, default=OUT, help=f"results file (default {OUT.name}); merged into")
+    parser.add_argument("--table", action="store_true", help="print the markdown table of the stored results and exit")
     args = parser.parse_args()
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
+    if args.table:
+        print(table(results))
+        return
     for system in args.systems:
         for functional in args.functionals:
             start = time.perf_counter()

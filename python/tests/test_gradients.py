@@ -158,6 +158,8 @@ def test_spin_polarised_nickel_gradients():
     # network puts noise ~1e-7 e into Ni's SCF through s at low density.
     model = HybridXC("pbe", NNLDA(2, 6, 1), aweight0=0.2, bweight0=1.0)
     system = nickel()
+    magnetization = scf(system, model, **SCF).result.magnetization.total
+    assert magnetization > 0.3, f"the check needs a magnetic state, got M = {magnetization} muB"
     check_model(system, model, band_sum, "Ni spin PBE")
 
 

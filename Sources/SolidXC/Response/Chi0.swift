@@ -219,7 +219,7 @@ struct Chi0 {
             }
             let solved = try sternheimer(h: h, psi: psi, npw: npw, nb: nb, kinetic: kb.kinetic,
                                          shifts: occupied.map { eps[$0] }, rhs: rhs, k: k, spin: job / nk,
-                                         tolerance: tolerance)
+                                         tolerance: tolerance, weights: occupied.map { min(1, occ[$0] / spinFactor) })
             worst = solved.worst
             iterations = solved.iterations
             let dpsiR = basis.fft.makeBuffer()
@@ -248,8 +248,13 @@ struct Chi0 {
     /// Solves (H - e_c) x_c = rhs_c on the complement of the computed bands, for every column c,
     /// by preconditioned conjugate gradients run in lockstep (one batched H application per step).
     private func sternheimer(h: HamiltonianBlock, psi: [Complex], npw: Int, nb: Int, kinetic: [Double], shifts: [Double],
-                             rhs: [Complex], k: Int, spin: Int, tolerance: Double) throws -> (x: [Complex], worst: Double, iterations: Int) {
+                             rhs: [Complex], k: Int, spin: Int, tolerance: Double,
+                             weights: [Double]) throws -> (x: [Complex], worst: Double, iterations: Int) {
         let ncol = shifts.count
+        // A state holding a fraction f of its capacity enters drho as f dpsi, so its solve may
+        // stop at tolerance / f (at most 1e-2): partly filled states near the Fermi level,
+        // the slowest to converge, need less.
+        let columnTolerance = weights.map { min(max(tolerance, 1e-2), tolerance / max($0, 1e-300)) }
         func project(_ v: inout [Complex], _ count: Int) {
             // v <- v - Psi (Psi^H v)
             var c = [Complex](repeating: .zero, count: nb * count)
@@ -281,7 +286,7 @@ struct Chi0 {
                 w += a
             }
             mean[c] = max(1, w > 0 ? t / w : 1)
-            if w.squareRoot() <= tolerance * norms[c] { norms[c] = 0 }
+            if w.squareRoot() <= columnTolerance[c] * norms[c] { norms[c] = 0 }
         }
         func precondition(_ r: [Complex], _ columns: [Int]) -> [Complex] {
             var z = r
@@ -328,7 +333,7 @@ struct Chi0 {
                     norm += r[idx].norm2
                 }
                 residual[c] = norm.squareRoot()
-                if residual[c] > tolerance * norms[c] {
+                if residual[c] > columnTolerance[c] * norms[c] {
                     still.append(c)
                     for g in 0..<npw { rActive[still.count * npw - npw + g] = r[c * npw + g] }
                 }
@@ -349,7 +354,7 @@ struct Chi0 {
             }
         }
         var worst = 0.0
-        for c in 0..<ncol where norms[c] > 0 { worst = max(worst, residual[c] / norms[c]) }
+        for c in 0..<ncol where norms[c] > 0 { worst = max(worst, residual[c] / norms[c] * weights[c]) }
         if !active.isEmpty {
             throw SolidXCError.convergence(message: "response: Sternheimer solve at k-point \(k), spin \(spin) reached \(maxIterations) iterations with relative residual \(worst) (tolerance \(tolerance))", history: [worst])
         }

@@ -144,6 +144,17 @@ public struct CrystalSymmetry {
     /// Symmetrises a function on the FFT grid: f(x) -> (1/N_op) sum_op f(W x + t), done on its
     /// Fourier coefficients, f(G') -> (1/N_op) sum_op f(W^{-T} G') e^{2 pi i (W^{-T} G') . t},
     /// with Miller indices taken modulo the grid (the grid is invariant, see `restricted`).
+    /// Each of `nspin` spin blocks of `values` ([nspin][N]) symmetrised; unchanged with the identity alone.
+    public func symmetrise(spins values: [Double], nspin: Int, fft: FFTGrid) -> [Double] {
+        guard operations.count > 1 else { return values }
+        let n = fft.count
+        var out = values
+        for s in 0..<nspin {
+            out.replaceSubrange((s * n)..<((s + 1) * n), with: symmetrise(Array(values[(s * n)..<((s + 1) * n)]), fft: fft))
+        }
+        return out
+    }
+
     public func symmetrise(_ values: [Double], fft: FFTGrid) -> [Double] {
         guard operations.count > 1 else { return values }
         let (n1, n2, n3) = fft.size

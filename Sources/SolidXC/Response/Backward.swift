@@ -105,18 +105,17 @@ public extension SCFResult {
                 let workspace = SphereFFT.Workspace(basis.fft)
                 let real = basis.fft.makeBuffer()
                 let rp = real.pointer
-                try state.orbitals[job].withUnsafeBufferPointer { pp in
+                state.orbitals[job].withUnsafeBufferPointer { pp in
                     for band in 0..<nbands {
                         let d = gradient.eigenvalues[job * nbands + band]
                         if d == 0 { continue }
                         sphere.backward(pp.baseAddress! + band * kb.count, into: rp, workspace: workspace)
                         let f = d / Double(n)
                         for i in 0..<n { rhoEps[s * n + i] += f * rp[i].norm2 }
-                        if !rhoEps[s * n].isFinite { throw SolidXCError.numerical(message: "backward: non-finite eigenvalue density") }
                     }
                 }
             }
-            rhoEps = symmetrise(rhoEps, basis: basis, nspin: nspin)
+            rhoEps = basis.symmetry.symmetrise(spins: rhoEps, nspin: nspin, fft: basis.fft)
         }
         // g = dL/drho + K rho_eps, symmetrised; then (1 - chi0 K) w = chi0 g.
         var g = gradient.density.isEmpty ? [Double](repeating: 0, count: nspin * n) : gradient.density
@@ -124,7 +123,7 @@ public extension SCFResult {
             let k = try kernel(rhoEps, state: state)
             for i in 0..<g.count { g[i] += k[i] }
         }
-        g = symmetrise(g, basis: basis, nspin: nspin)
+        g = basis.symmetry.symmetrise(spins: g, nspin: nspin, fft: basis.fft)
         var w = [Double](repeating: 0, count: nspin * n)
         var residual = 0.0, iterations = 0, sternheimer = 0.0
         var history: [Double] = []
@@ -184,16 +183,6 @@ func kernel(_ drho: [Double], state: ConvergedState) throws -> [Double] {
         if let dv = try term.applyKernel(rho: state.density, drho: drho, nspin: state.nspin) {
             for i in 0..<out.count { out[i] += dv[i] }
         }
-    }
-    return out
-}
-
-func symmetrise(_ f: [Double], basis: PlaneWaveBasis, nspin: Int) -> [Double] {
-    guard basis.symmetry.operations.count > 1 else { return f }
-    let n = basis.gridCount
-    var out = f
-    for s in 0..<nspin {
-        out.replaceSubrange((s * n)..<((s + 1) * n), with: basis.symmetry.symmetrise(Array(f[(s * n)..<((s + 1) * n)]), fft: basis.fft))
     }
     return out
 }

@@ -127,13 +127,7 @@ struct Chi0 {
             let dmu = sumFpDe / sumFp
             for i in 0..<(nspin * n) { drho[i] -= dmu * fermiWeight[i] }
         }
-        if basis.symmetry.operations.count > 1 {
-            for s in 0..<nspin {
-                let part = basis.symmetry.symmetrise(Array(drho[(s * n)..<((s + 1) * n)]), fft: basis.fft)
-                drho.replaceSubrange((s * n)..<((s + 1) * n), with: part)
-            }
-        }
-        return drho
+        return basis.symmetry.symmetrise(spins: drho, nspin: nspin, fft: basis.fft)
     }
 
     /// One (spin, k) block's contribution, before the k weight and 1/Omega.

@@ -252,13 +252,7 @@ public final class SelfConsistentField {
         }
         // The irreducible k-points alone give a density without the crystal's symmetry; averaging
         // over the operations restores the full-grid density.
-        if basis.symmetry.operations.count > 1 {
-            for s in 0..<nspin {
-                let part = basis.symmetry.symmetrise(Array(rho[(s * n)..<((s + 1) * n)]), fft: basis.fft)
-                rho.replaceSubrange((s * n)..<((s + 1) * n), with: part)
-            }
-        }
-        return rho
+        return basis.symmetry.symmetrise(spins: rho, nspin: nspin, fft: basis.fft)
     }
 
     public func run() throws -> SCFResult {

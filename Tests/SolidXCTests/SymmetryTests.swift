@@ -73,4 +73,43 @@ final class SymmetryTests: XCTestCase {
         let atoms = scf.initialDensity()
         XCTAssertLessThan(zip(atoms, p.symmetry.symmetrise(atoms, fft: basis.fft)).map { abs($0 - $1) }.max()!, 1e-12)
     }
+
+    /// On a band-limited function the G-space symmetrisation is the real-space average
+    /// (1/N_op) sum_op f(W x + t), evaluated here exactly from the function's analytic form. Si has
+    /// 24 operations with a fractional translation, graphene's hexagonal operations mix Miller
+    /// indices.
+    func testSymmetriseIsTheRealSpaceAverage() throws {
+        let a = 2.46 * Fixtures.bohrPerAngstrom, c = 12 * Fixtures.bohrPerAngstrom
+        let graphene = SystemSpec(lattice: [[a, 0, 0], [-a / 2, a * 3.0.squareRoot() / 2, 0], [0, 0, c]],
+                                  atoms: [AtomSpec(element: "C", position: [0, a / 3.0.squareRoot(), c / 2]),
+                                          AtomSpec(element: "C", position: [a / 2, a / (2 * 3.0.squareRoot()), c / 2])],
+                                  pseudo: .table("gth-pade"), ecut: 10, kpts: [3, 3, 1])
+        for spec in [Fixtures.silicon(ecut: 10, kpts: [2, 2, 2]), graphene] {
+            let p = try prepared(spec)
+            XCTAssertGreaterThan(p.symmetry.operations.count, 1)
+            let basis = try PlaneWaveBasis(model: p.model, ecut: spec.ecut, kgrid: p.kgrid, fftSize: p.fftSize, symmetry: p.symmetry)
+            let (n1, n2, n3) = basis.fft.size
+            var noise = Fixtures.Noise(state: 11)
+            let waves: [(h: [Double], amplitude: Double, phase: Double)] = (0..<12).map { _ in
+                ((0..<3).map { _ in (2.5 * noise.next()).rounded() }, noise.next(), 3 * noise.next())
+            }
+            func f(_ x: Vec3) -> Double {
+                waves.reduce(0) { $0 + $1.amplitude * cos(2 * Double.pi * ($1.h[0] * x.x + $1.h[1] * x.y + $1.h[2] * x.z) + $1.phase) }
+            }
+            func point(_ i: Int) -> Vec3 {
+                Vec3(Double(i / (n2 * n3)) / Double(n1), Double((i / n3) % n2) / Double(n2), Double(i % n3) / Double(n3))
+            }
+            let grid = (0..<basis.gridCount).map { f(point($0)) }
+            let symmetric = p.symmetry.symmetrise(grid, fft: basis.fft)
+            var worst = 0.0, change = 0.0
+            for i in stride(from: 0, to: basis.gridCount, by: 37) {
+                let x = point(i)
+                let average = p.symmetry.operations.reduce(0) { $0 + f($1.apply(x)) } / Double(p.symmetry.operations.count)
+                worst = max(worst, abs(symmetric[i] - average))
+                change = max(change, abs(grid[i] - average))
+            }
+            XCTAssertLessThan(worst, 1e-12)
+            XCTAssertGreaterThan(change, 1e-2, "the test function is not symmetric already")
+        }
+    }
 }

@@ -46,6 +46,8 @@ public struct SymmetryOperation: Equatable {
 /// restriction keeps a subgroup (each condition is closed under composition).
 public struct CrystalSymmetry {
     public let operations: [SymmetryOperation]
+    /// Orbit tables of `symmetrise`, built on first use for each FFT grid.
+    let orbits = OrbitCache()
 
     /// Identity only: what `symmetry: false` uses.
     public static let identity = CrystalSymmetry(operations: [SymmetryOperation(rotation: [[1, 0, 0], [0, 1, 0], [0, 0, 1]], translation: .zero)])
@@ -143,8 +145,8 @@ public struct CrystalSymmetry {
 
     /// Symmetrises a function on the FFT grid: f(x) -> (1/N_op) sum_op f(W x + t), done on its
     /// Fourier coefficients, f(G') -> (1/N_op) sum_op f(W^{-T} G') e^{2 pi i (W^{-T} G') . t},
-    /// with Miller indices taken modulo the grid (the grid is invariant, see `restricted`).
-    /// Each of `nspin` spin blocks of `values` ([nspin][N]) symmetrised; unchanged with the identity alone.
+    /// one sum per orbit of Miller indices (`OrbitTable`); coefficients whose orbit leaves the
+    /// grid's Miller range become zero. Each of `nspin` spin blocks of `values` ([nspin][N]) symmetrised; unchanged with the identity alone.
     public func symmetrise(spins values: [Double], nspin: Int, fft: FFTGrid) -> [Double] {
         guard operations.count > 1 else { return values }
         let n = fft.count
@@ -157,49 +159,30 @@ public struct CrystalSymmetry {
 
     public func symmetrise(_ values: [Double], fft: FFTGrid) -> [Double] {
         guard operations.count > 1 else { return values }
-        let (n1, n2, n3) = fft.size
+        let table = orbits.table(for: self, fft: fft)
         let coefficients = fft.forward(real: values)
         var out = [Complex](repeating: .zero, count: coefficients.count)
-        // W^{-T} per operation as 9 flat integers, and e^{2 pi i h_c t_c} tabulated per axis for
-        // |h_c| <= reach (|h_c| <= |g_1| + |g_2| + |g_3| <= 3 max(n) / 2).
-        let reach = 3 * max(n1, n2, n3) / 2 + 2
-        let span = 2 * reach + 1
-        let inverse = operations.flatMap { SymmetryOperation.transpose(SymmetryOperation.inverse($0.rotation)).joined() }
-        var phases = [Complex](repeating: Complex(1, 0), count: operations.count * 3 * span)
-        for (o, op) in operations.enumerated() where op.translation != .zero {
-            for c in 0..<3 {
-                for h in -reach...reach {
-                    phases[(o * 3 + c) * span + h + reach] = Complex.phase(2 * Double.pi * Double(h) * op.translation[c])
-                }
-            }
-        }
-        let translated = operations.map { $0.translation != .zero }
         let nops = operations.count
         let scale = 1.0 / Double(nops)
         coefficients.withUnsafeBufferPointer { cp in
-            phases.withUnsafeBufferPointer { pp in
-                inverse.withUnsafeBufferPointer { w in
-                    for i in 0..<n1 {
-                        let mi = i <= n1 / 2 ? i : i - n1
-                        for j in 0..<n2 {
-                            let mj = j <= n2 / 2 ? j : j - n2
-                            for l in 0..<n3 {
-                                let ml = l <= n3 / 2 ? l : l - n3
+            out.withUnsafeMutableBufferPointer { op in
+                table.index.withUnsafeBufferPointer { idx in
+                    if table.phase.isEmpty {
+                        for orbit in 0..<table.count {
+                            let base = orbit * nops
+                            var sum = 0.0 as Double, sumIm = 0.0 as Double
+                            for o in 0..<nops { let c = cp[Int(idx[base + o])]; sum += c.re; sumIm += c.im }
+                            let value = Complex(scale * sum, scale * sumIm)
+                            for o in 0..<nops { op[Int(idx[base + o])] = value }
+                        }
+                    } else {
+                        table.phase.withUnsafeBufferPointer { ph in
+                            for orbit in 0..<table.count {
+                                let base = orbit * nops
                                 var sum = Complex.zero
-                                for o in 0..<nops {
-                                    let r = 9 * o
-                                    let hx = w[r] * mi + w[r + 1] * mj + w[r + 2] * ml
-                                    let hy = w[r + 3] * mi + w[r + 4] * mj + w[r + 5] * ml
-                                    let hz = w[r + 6] * mi + w[r + 7] * mj + w[r + 8] * ml
-                                    let a = (hx % n1 + n1) % n1, b = (hy % n2 + n2) % n2, c = (hz % n3 + n3) % n3
-                                    var value = cp[(a * n2 + b) * n3 + c]
-                                    if translated[o] {
-                                        let base = o * 3 * span + reach
-                                        value = value * pp[base + hx] * pp[base + span + hy] * pp[base + 2 * span + hz]
-                                    }
-                                    sum += value
-                                }
-                                out[(i * n2 + j) * n3 + l] = scale * sum
+                                for o in 0..<nops { sum += cp[Int(idx[base + o])] * ph[base + o] }
+                                let value = scale * sum
+                                for o in 0..<nops { op[Int(idx[base + o])] = value * ph[base + o].conjugate }
                             }
                         }
                     }
@@ -207,5 +190,73 @@ public struct CrystalSymmetry {
             }
         }
         return fft.backwardReal(out)
+    }
+
+    /// The orbits of the operations on the Fourier coefficients of a grid, tabulated once per grid
+    /// size. With A_o = W_o^{-T} and P_o(h) = e^{2 pi i h . t_o}, the symmetrised coefficient is
+    /// f'(h) = (1/N_op) sum_o f(A_o h) P_o(A_o h); a symmetric f' obeys f'(A_o h) = f'(h) P_o(A_o h)^*,
+    /// so one sum per orbit (from its first member h) gives every member. Entry (orbit, o) holds the
+    /// grid index of A_o h and P_o(A_o h). Orbits that reach beyond the grid's Miller range (corners
+    /// and Nyquist planes, beyond the density's cutoff sphere) are not tabulated.
+    struct OrbitTable {
+        var count = 0
+        var index: [Int32] = []
+        /// Empty when no operation has a translation (every phase is 1).
+        var phase: [Complex] = []
+    }
+
+    final class OrbitCache {
+        private let lock = Lock()
+        private var tables: [[Int]: OrbitTable] = [:]
+
+        func table(for symmetry: CrystalSymmetry, fft: FFTGrid) -> OrbitTable {
+            let (n1, n2, n3) = fft.size
+            return lock.withLock {
+                if let table = tables[[n1, n2, n3]] { return table }
+                let table = symmetry.makeOrbitTable(n1, n2, n3)
+                tables[[n1, n2, n3]] = table
+                return table
+            }
+        }
+    }
+
+    private func makeOrbitTable(_ n1: Int, _ n2: Int, _ n3: Int) -> OrbitTable {
+        let nops = operations.count
+        let inverse = operations.map { SymmetryOperation.transpose(SymmetryOperation.inverse($0.rotation)) }
+        let translated = operations.contains { $0.translation != .zero }
+        var visited = [Bool](repeating: false, count: n1 * n2 * n3)
+        var table = OrbitTable()
+        func miller(_ i: Int, _ n: Int) -> Int { i <= n / 2 ? i : i - n }
+        func slot(_ m: Int, _ n: Int) -> Int? { m > n / 2 || m < n / 2 - n + 1 ? nil : (m + n) % n }
+        var members = [Int](repeating: 0, count: nops)
+        for i in 0..<n1 {
+            for j in 0..<n2 {
+                for l in 0..<n3 where !visited[(i * n2 + j) * n3 + l] {
+                    let h = SIMD3<Int>(miller(i, n1), miller(j, n2), miller(l, n3))
+                    let images = inverse.map { SymmetryOperation.times($0, h) }
+                    // An orbit that leaves the grid's Miller range has no symmetric function on the
+                    // grid but zero: its members are left out of the table (set to zero).
+                    var inside = true
+                    for (o, image) in images.enumerated() {
+                        if let a = slot(image.x, n1), let b = slot(image.y, n2), let c = slot(image.z, n3) {
+                            members[o] = (a * n2 + b) * n3 + c
+                            visited[members[o]] = true
+                        } else {
+                            inside = false
+                        }
+                    }
+                    guard inside else { continue }
+                    for (o, image) in images.enumerated() {
+                        table.index.append(Int32(members[o]))
+                        if translated {
+                            let t = operations[o].translation
+                            table.phase.append(Complex.phase(2 * Double.pi * (Double(image.x) * t.x + Double(image.y) * t.y + Double(image.z) * t.z)))
+                        }
+                    }
+                    table.count += 1
+                }
+            }
+        }
+        return table
     }
 }

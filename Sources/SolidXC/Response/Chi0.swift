@@ -28,6 +28,20 @@ public final class ConvergedState {
         self.density = density
     }
 
+    private let lock = Lock()
+    private var preparedXcKernel: XcKernel? = nil
+
+    /// The xc kernel at the converged density, prepared on first use.
+    func xcKernel() throws -> XcKernel? {
+        guard let xc else { return nil }
+        return try lock.withLock {
+            if let preparedXcKernel { return preparedXcKernel }
+            let kernel = try XcKernel(xc: xc, rho: density, nspin: nspin)
+            preparedXcKernel = kernel
+            return kernel
+        }
+    }
+
     var basis: PlaneWaveBasis { scf.basis }
     var nspin: Int { scf.nspin }
     var xc: Xc? { scf.terms.lazy.compactMap { $0 as? Xc }.first }
@@ -52,6 +66,33 @@ struct Chi0 {
     /// Relative residual at which each Sternheimer solve stops (`apply` may be given another).
     let tolerance: Double
     let maxIterations: Int
+    /// Per (spin, k) block: its orbitals on the real-space grid, kept between applications when
+    /// all blocks together fit in `cacheBytes`.
+    private let blocks: [BlockCache]
+    static let cacheBytes = 512 << 20
+
+    final class BlockCache {
+        var psiR: [Complex]? = nil
+        var fermiWeight: [Double]? = nil
+    }
+
+    /// One worker's scratch space, reused across its blocks.
+    final class Scratch {
+        var phi: [Complex] = []
+    }
+
+    init(state: ConvergedState, tolerance: Double, maxIterations: Int) {
+        self.state = state
+        self.tolerance = tolerance
+        self.maxIterations = maxIterations
+        blocks = state.orbitals.map { _ in BlockCache() }
+    }
+
+    private var cacheOrbitals: Bool {
+        let n = state.basis.gridCount
+        let values = state.eigenvalues.reduce(0) { $0 + $1.count * n }
+        return values * MemoryLayout<Complex>.stride <= Chi0.cacheBytes
+    }
 
     /// Statistics of the last applications.
     final class Stats {
@@ -76,6 +117,8 @@ struct Chi0 {
     static let emptyThreshold = 1e-12
     /// Levels closer than this (Ha) are treated as degenerate.
     static let degenerate = 1e-9
+    /// Ha: the Sternheimer preconditioner is 1/(T_G + shift).
+    static let preconditionerShift = 0.1
 
     func apply(_ dv: [Double], tolerance requested: Double? = nil) throws -> [Double] {
         let tolerance = requested ?? self.tolerance
@@ -92,12 +135,13 @@ struct Chi0 {
         let threads = max(1, min(state.scf.threads, jobs))
         state.potential.withUnsafeBufferPointer { vp in
             parallelWorkers(threads) { [self] worker in
+                let scratch = Scratch()
                 var job = worker
                 while job < jobs {
                     var partial = Partial()
                     do {
                         partial = try applyBlock(job: job, dv: dv, potential: vp, smearing: smearing, spinFactor: spinFactor,
-                                                 tolerance: tolerance)
+                                                 tolerance: tolerance, scratch: scratch)
                     } catch {
                         partial.error = error
                     }
@@ -132,7 +176,7 @@ struct Chi0 {
 
     /// One (spin, k) block's contribution, before the k weight and 1/Omega.
     private func applyBlock(job: Int, dv: [Double], potential: UnsafeBufferPointer<Double>, smearing: Smearing?,
-                            spinFactor: Double, tolerance: Double) throws -> Partial {
+                            spinFactor: Double, tolerance: Double, scratch: Scratch) throws -> Partial {
         let basis = state.basis
         let nk = basis.kpoints.count
         let n = basis.gridCount
@@ -148,20 +192,29 @@ struct Chi0 {
                                  potential: UnsafeBufferPointer(rebasing: potential[(s * n)..<((s + 1) * n)]), terms: state.scf.terms)
         guard let sphere = h.sphere else { throw SolidXCError.numerical(message: "response: no FFT plan for k-point \(k)") }
         let workspace = h.workspace
-        // Orbitals on the grid, and dV psi_n back on the sphere.
-        var psiR = [Complex](repeating: .zero, count: nb * n)
+        // Orbitals on the grid (cached), and dV psi_n back on the sphere.
+        let cached = blocks[job].psiR
+        var psiR = cached ?? [Complex](repeating: .zero, count: nb * n)
+        if cached == nil {
+            psi.withUnsafeBufferPointer { pp in
+                psiR.withUnsafeMutableBufferPointer { rr in
+                    for band in 0..<nb {
+                        sphere.backward(pp.baseAddress! + band * npw, into: rr.baseAddress! + band * n, workspace: workspace)
+                    }
+                }
+            }
+            if cacheOrbitals { blocks[job].psiR = psiR }
+        }
         var dvPsi = [Complex](repeating: .zero, count: nb * npw)
         let real = basis.fft.makeBuffer()
         let rp = real.pointer
-        psi.withUnsafeBufferPointer { pp in
-            psiR.withUnsafeMutableBufferPointer { rr in
+        dv.withUnsafeBufferPointer { dvp in
+            psiR.withUnsafeBufferPointer { rr in
                 dvPsi.withUnsafeMutableBufferPointer { dp in
+                    let v = dvp.baseAddress! + s * n
                     for band in 0..<nb {
-                        sphere.backward(pp.baseAddress! + band * npw, into: rr.baseAddress! + band * n, workspace: workspace)
-                        for i in 0..<n {
-                            let v = dv[s * n + i]
-                            rp[i] = Complex(v * rr[band * n + i].re, v * rr[band * n + i].im)
-                        }
+                        let orbital = rr.baseAddress! + band * n
+                        for i in 0..<n { rp[i] = Complex(v[i] * orbital[i].re, v[i] * orbital[i].im) }
                         sphere.forward(rp, into: dp.baseAddress! + band * npw, scale: 1.0 / Double(n), workspace: workspace)
                     }
                 }
@@ -189,20 +242,18 @@ struct Chi0 {
             sumFpDe += fp[col] * m[col * nb + col].re
             sumFp += fp[col]
         }
-        // drho = sum_n Re(psi_n^* sum_m psi_m B_mn) + sum_n 2 f_n Re(psi_n^* dpsi_n).
+        // drho = sum_n Re(psi_n^* sum_m psi_m B_mn) + sum_n 2 f_n Re(psi_n^* dpsi_n); Phi = Psi_R B.
         var drho = [Double](repeating: 0, count: n)
-        var phi = [Complex](repeating: .zero, count: n)
-        for col in 0..<nb {
-            for i in 0..<n { phi[i] = .zero }
-            for row in 0..<nb {
-                let c = b[col * nb + row]
-                if c.re == 0 && c.im == 0 { continue }
-                let base = row * n
-                for i in 0..<n { phi[i] += psiR[base + i] * c }
+        if scratch.phi.count < n * nb { scratch.phi = [Complex](repeating: .zero, count: n * nb) }
+        psiR.withUnsafeBufferPointer { a in b.withUnsafeBufferPointer { bp in scratch.phi.withUnsafeMutableBufferPointer { c in
+            gemm(a.baseAddress!, bp.baseAddress!, m: n, k: nb, n: nb, c.baseAddress!)
+            drho.withUnsafeMutableBufferPointer { d in
+                for col in 0..<nb {
+                    let orbital = a.baseAddress! + col * n, phi = UnsafePointer(c.baseAddress! + col * n)
+                    for i in 0..<n { d[i] += orbital[i].re * phi[i].re + orbital[i].im * phi[i].im }
+                }
             }
-            let base = col * n
-            for i in 0..<n { drho[i] += psiR[base + i].re * phi[i].re + psiR[base + i].im * phi[i].im }
-        }
+        } } }
         // Sternheimer for the occupied states.
         let occupied = (0..<nb).filter { occ[$0] > Chi0.emptyThreshold * spinFactor }
         var worst = 0.0, iterations = 0
@@ -218,23 +269,26 @@ struct Chi0 {
             iterations = solved.iterations
             let dpsiR = basis.fft.makeBuffer()
             let dp = dpsiR.pointer
-            solved.x.withUnsafeBufferPointer { xp in
+            solved.x.withUnsafeBufferPointer { xp in psiR.withUnsafeBufferPointer { rr in drho.withUnsafeMutableBufferPointer { d in
                 for (c, band) in occupied.enumerated() {
                     sphere.backward(xp.baseAddress! + c * npw, into: dp, workspace: workspace)
                     let f = 2 * occ[band]
-                    let base = band * n
-                    for i in 0..<n { drho[i] += f * (psiR[base + i].re * dp[i].re + psiR[base + i].im * dp[i].im) }
+                    let orbital = rr.baseAddress! + band * n
+                    for i in 0..<n { d[i] += f * (orbital[i].re * dp[i].re + orbital[i].im * dp[i].im) }
                 }
-            }
+            } } }
         }
         // sum_n f'_n |psi_n|^2, for the Fermi-level shift.
-        var fermiWeight: [Double] = []
-        if smearing != nil {
+        var fermiWeight = blocks[job].fermiWeight ?? []
+        if smearing != nil && fermiWeight.isEmpty {
             fermiWeight = [Double](repeating: 0, count: n)
-            for band in 0..<nb where fp[band] != 0 {
-                let base = band * n
-                for i in 0..<n { fermiWeight[i] += fp[band] * psiR[base + i].norm2 }
-            }
+            psiR.withUnsafeBufferPointer { rr in fermiWeight.withUnsafeMutableBufferPointer { fw in
+                for band in 0..<nb where fp[band] != 0 {
+                    let orbital = rr.baseAddress! + band * n
+                    for i in 0..<n { fw[i] += fp[band] * orbital[i].norm2 }
+                }
+            } }
+            if cacheOrbitals { blocks[job].fermiWeight = fermiWeight }
         }
         return Partial(drho: drho, fermiWeight: fermiWeight, sumFpDe: sumFpDe, sumFp: sumFp, worst: worst, iterations: iterations)
     }
@@ -259,11 +313,14 @@ struct Chi0 {
                 gemm(a.baseAddress!, cp.baseAddress!, m: npw, k: nb, n: count, vp.baseAddress!, alpha: Complex(-1, 0), beta: Complex(1, 0))
             } } }
         }
-        // Kinetic preconditioner 1/(T_G + T_c), T_c the kinetic energy of the right-hand side.
+        // Kinetic preconditioner 1/(T_G + shift). The shift only keeps it finite at k + G = 0: on
+        // Si and Al any value from 0.01 to 0.2 Ha needs half the CG iterations of a shift equal
+        // to the right-hand side's kinetic energy (the common choice for eigensolvers), because the
+        // low end of H - e_n on the complement lies near the band gap, not near the kinetic energy.
         // Residuals are measured against |dV psi_n| before the projection: when the computed bands
         // nearly span the basis, the projected right-hand side is rounding noise that no solver
         // can reduce further, and it contributes nothing.
-        var mean = [Double](repeating: 1, count: ncol)
+        let shift = Chi0.preconditionerShift
         var norms = [Double](repeating: 0, count: ncol)
         for c in 0..<ncol {
             var w = 0.0
@@ -273,28 +330,24 @@ struct Chi0 {
         var b = rhs
         project(&b, ncol)
         for c in 0..<ncol {
-            var t = 0.0, w = 0.0
-            for g in 0..<npw {
-                let a = b[c * npw + g].norm2
-                t += kinetic[g] * a
-                w += a
-            }
-            mean[c] = max(1, w > 0 ? t / w : 1)
+            var w = 0.0
+            for g in 0..<npw { w += b[c * npw + g].norm2 }
             if w.squareRoot() <= columnTolerance[c] * norms[c] { norms[c] = 0 }
         }
-        func precondition(_ r: [Complex], _ columns: [Int]) -> [Complex] {
+        let inverseKinetic = kinetic.map { 1 / ($0 + shift) }
+        func precondition(_ r: [Complex], _ count: Int) -> [Complex] {
             var z = r
-            for (j, c) in columns.enumerated() {
-                for g in 0..<npw { z[j * npw + g] = (1 / (kinetic[g] + mean[c])) * z[j * npw + g] }
+            for j in 0..<count {
+                for g in 0..<npw { z[j * npw + g] = inverseKinetic[g] * z[j * npw + g] }
             }
-            project(&z, columns.count)
+            project(&z, count)
             return z
         }
         var x = [Complex](repeating: .zero, count: npw * ncol)
         var r = b
         var active = (0..<ncol).filter { norms[$0] > 0 }
         // Columns already converged start (and stay) at x = 0.
-        var z = precondition(r, Array(0..<ncol))
+        var z = precondition(r, ncol)
         var p = z
         var rz = (0..<ncol).map { c in realDot(r, z, c, npw) }
         var residual = norms
@@ -334,7 +387,7 @@ struct Chi0 {
             }
             active = still
             if active.isEmpty { break }
-            let zActive = precondition(Array(rActive[0..<(npw * active.count)]), active)
+            let zActive = precondition(Array(rActive[0..<(npw * active.count)]), active.count)
             for (j, c) in active.enumerated() {
                 var rzNew = 0.0
                 for g in 0..<npw { rzNew += r[c * npw + g].re * zActive[j * npw + g].re + r[c * npw + g].im * zActive[j * npw + g].im }

@@ -64,14 +64,17 @@ public final class Xc: Term {
     }
 
     /// Adds -div(sum_t c_st w_st grad rho_t) to v_s, where w are vsigma-like blocks
-    /// (c = 2 on the diagonal, 1 off it) and `grads` the density gradients.
-    func addGradientCorrection(_ v: inout [Double], w: [Double], grads: [[[Double]]], nspin: Int) {
+    /// (c = 2 on the diagonal, 1 off it) and `grads` the density gradients; with several
+    /// (w, grads) pairs, their fields are summed under one divergence.
+    func addGradientCorrection(_ v: inout [Double], terms: [(w: [Double], grads: [[[Double]]])], nspin: Int) {
         let n = basis.gridCount
         for s in 0..<nspin {
             var field = [[Double]](repeating: [Double](repeating: 0, count: n), count: 3)
             for t in 0..<nspin {
                 let (block, factor): (Int, Double) = nspin == 1 ? (0, 2) : (s == t ? (s == 0 ? 0 : 2, 2) : (1, 1))
-                for c in 0..<3 { for i in 0..<n { field[c][i] += factor * w[block * n + i] * grads[t][c][i] } }
+                for (w, grads) in terms {
+                    for c in 0..<3 { for i in 0..<n { field[c][i] += factor * w[block * n + i] * grads[t][c][i] } }
+                }
             }
             let div = divergence(field)
             for i in 0..<n { v[s * n + i] -= div[i] }
@@ -119,50 +122,120 @@ public final class Xc: Term {
             throw SolidXCError.callback(message: "xc: functional '\(functional.name)' returned a non-finite energy")
         }
         var v = vrho
-        if gga { addGradientCorrection(&v, w: vsigma, grads: grads, nspin: nspin) }
+        if gga { addGradientCorrection(&v, terms: [(vsigma, grads)], nspin: nspin) }
         return TermEvaluation(energy: energy, potential: v)
     }
 
     public func applyKernel(rho: [Double], drho: [Double], nspin: Int) throws -> [Double]? {
-        let n = basis.gridCount
-        let gga = functional.family == .gga
-        let grads = gga ? spinGradients(rho, nspin: nspin) : []
-        let sigma = gga ? sigmas(grads, nspin: nspin) : []
-        let dgrads = gga ? spinGradients(drho, nspin: nspin) : []
-        // dsigma_st = grad rho_s . grad drho_t + grad drho_s . grad rho_t
+        try XcKernel(xc: self, rho: rho, nspin: nspin).apply(drho)
+    }
+}
+
+/// The xc kernel at one density, prepared for many perturbations (the response solve applies it
+/// once per GMRES step). The functional's kernel is linear in (drho, dsigma) at every point, so it
+/// is applied once per input channel (unpolarised LDA 1, GGA 2; polarised 2 and 5) to tabulate
+/// its matrix; the density's gradients and vsigma are kept too.
+final class XcKernel {
+    let xc: Xc
+    let nspin: Int
+    let gga: Bool
+    /// GGA: gradients of each spin density and vsigma at the density.
+    let grads: [[[Double]]]
+    let vsigma: [Double]
+    /// Inputs (drho_s, then dsigma_p) and outputs (dvrho_s, then dvsigma_p).
+    let channels: Int
+    /// [out][in][N].
+    let matrix: [Double]
+
+    init(xc: Xc, rho: [Double], nspin: Int) throws {
+        let n = xc.basis.gridCount
+        self.xc = xc
+        self.nspin = nspin
+        gga = xc.functional.family == .gga
+        grads = gga ? xc.spinGradients(rho, nspin: nspin) : []
+        let sigma = gga ? xc.sigmas(grads, nspin: nspin) : []
+        vsigma = gga ? try xc.evaluateFunctional(rho: rho, sigma: sigma, nspin: nspin).vsigma : []
+        let nsigma = sigma.count / n
+        let channels = nspin + nsigma
+        let gga = self.gga
+        let functional = xc.functional
+        self.channels = channels
+        var matrix = [Double](repeating: 0, count: channels * channels * n)
+        var drho = [Double](repeating: 0, count: nspin * n)
         var dsigma = [Double](repeating: 0, count: sigma.count)
-        if gga {
-            let pairs = nspin == 1 ? [(0, 0)] : [(0, 0), (0, 1), (1, 1)]
-            for (p, (s, t)) in pairs.enumerated() {
-                for i in 0..<n {
-                    var x = 0.0
-                    for c in 0..<3 { x += grads[s][c][i] * dgrads[t][c][i] + dgrads[s][c][i] * grads[t][c][i] }
-                    dsigma[p * n + i] = x
-                }
-            }
-        }
         var dvrho = [Double](repeating: 0, count: nspin * n)
         var dvsigma = [Double](repeating: 0, count: sigma.count)
-        try rho.withUnsafeBufferPointer { r in
-            try sigma.withUnsafeBufferPointer { sg in
-                try drho.withUnsafeBufferPointer { dr in
-                    try dsigma.withUnsafeBufferPointer { ds in
-                        try dvrho.withUnsafeMutableBufferPointer { dv in
-                            try dvsigma.withUnsafeMutableBufferPointer { dvs in
-                                try functional.applyKernel(nspin: nspin, npoints: n, rho: r.baseAddress!, sigma: gga ? sg.baseAddress : nil,
-                                                           drho: dr.baseAddress!, dsigma: gga ? ds.baseAddress : nil,
-                                                           dvrho: dv.baseAddress!, dvsigma: gga ? dvs.baseAddress : nil)
+        for input in 0..<channels {
+            for i in 0..<drho.count { drho[i] = 0 }
+            for i in 0..<dsigma.count { dsigma[i] = 0 }
+            if input < nspin {
+                for i in 0..<n { drho[input * n + i] = 1 }
+            } else {
+                for i in 0..<n { dsigma[(input - nspin) * n + i] = 1 }
+            }
+            try rho.withUnsafeBufferPointer { r in
+                try sigma.withUnsafeBufferPointer { sg in
+                    try drho.withUnsafeBufferPointer { dr in
+                        try dsigma.withUnsafeBufferPointer { ds in
+                            try dvrho.withUnsafeMutableBufferPointer { dv in
+                                try dvsigma.withUnsafeMutableBufferPointer { dvs in
+                                    try functional.applyKernel(nspin: nspin, npoints: n, rho: r.baseAddress!, sigma: gga ? sg.baseAddress : nil,
+                                                                  drho: dr.baseAddress!, dsigma: gga ? ds.baseAddress : nil,
+                                                                  dvrho: dv.baseAddress!, dvsigma: gga ? dvs.baseAddress : nil)
+                                }
                             }
                         }
                     }
                 }
             }
+            for output in 0..<channels {
+                let base = (output * channels + input) * n
+                for i in 0..<n {
+                    let value = output < nspin ? dvrho[output * n + i] : dvsigma[(output - nspin) * n + i]
+                    guard value.isFinite else {
+                        throw SolidXCError.callback(message: "xc: functional '\(functional.name)' returned a non-finite kernel")
+                    }
+                    matrix[base + i] = value
+                }
+            }
         }
-        guard gga else { return dvrho }
-        // d[-div(c w grad rho)] = -div(c dw grad rho) - div(c w grad drho)
-        let vsigma = try evaluateFunctional(rho: rho, sigma: sigma, nspin: nspin).vsigma
-        addGradientCorrection(&dvrho, w: dvsigma, grads: grads, nspin: nspin)
-        addGradientCorrection(&dvrho, w: vsigma, grads: dgrads, nspin: nspin)
-        return dvrho
+        self.matrix = matrix
+    }
+
+    /// K_xc drho: the change of the xc potential for a density change drho ([nspin][N]).
+    func apply(_ drho: [Double]) -> [Double] {
+        let n = xc.basis.gridCount
+        let dgrads = gga ? xc.spinGradients(drho, nspin: nspin) : []
+        // Inputs: drho_s, and dsigma_st = grad rho_s . grad drho_t + grad drho_s . grad rho_t.
+        var inputs = drho
+        if gga {
+            let pairs = nspin == 1 ? [(0, 0)] : [(0, 0), (0, 1), (1, 1)]
+            for (s, t) in pairs {
+                for i in 0..<n {
+                    var x = 0.0
+                    for c in 0..<3 { x += grads[s][c][i] * dgrads[t][c][i] + dgrads[s][c][i] * grads[t][c][i] }
+                    inputs.append(x)
+                }
+            }
+        }
+        var outputs = [Double](repeating: 0, count: channels * n)
+        matrix.withUnsafeBufferPointer { m in
+            inputs.withUnsafeBufferPointer { x in
+                outputs.withUnsafeMutableBufferPointer { y in
+                    for output in 0..<channels {
+                        for input in 0..<channels {
+                            let base = (output * channels + input) * n
+                            for i in 0..<n { y[output * n + i] += m[base + i] * x[input * n + i] }
+                        }
+                    }
+                }
+            }
+        }
+        guard gga else { return outputs }
+        // d[vrho_s - div(sum_t c_st vsigma_st grad rho_t)]
+        //   = dvrho_s - div(sum_t c_st (dvsigma_st grad rho_t + vsigma_st grad drho_t)).
+        var dv = Array(outputs[0..<(nspin * n)])
+        xc.addGradientCorrection(&dv, terms: [(Array(outputs[(nspin * n)...]), grads), (vsigma, dgrads)], nspin: nspin)
+        return dv
     }
 }

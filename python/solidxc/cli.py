@@ -134,10 +134,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_scf.add_argument("file", help="YAML input (see examples/si.yaml)")
     p_scf.add_argument("-v", "--verbose", action="store_true", help="print one line per SCF iteration to stderr")
     p_scf.add_argument("--threads", type=int, default=None, help="threads over k-points (default: one per core)")
+    from . import train
+    train.add_parser(sub)
     args = parser.parse_args(argv)
     try:
         if args.command == "scf":
             return run_scf(args)
+        if args.command == "train":
+            return train.run(args)
     except CLIError as exc:
         print(f"solidxc: error: {exc}", file=sys.stderr)
         return 2

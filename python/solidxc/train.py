@@ -1,0 +1,338 @@
+"""``solidxc train DATASET.yaml``: trains a HybridXC functional (a neural network plus PBE) on the
+dataset's training entries and reports lattice constants on the training and held-out sets.
+
+- Model: ``HybridXC("gga_x_pbe + gga_c_pbe", NNPBE network)``, e = a NN + b PBE, with a = 0 and
+  b = 1 at the start (DeepChem's default), so training starts from PBE.
+- Loss: mean over a batch of w_i (100 (p_i - y_i) / y_i)^2 for ``lattice`` entries (relative
+  errors in per cent) and w_i (p_i - y_i)^2 (atomic units) for the others.
+- Every epoch ends with a checkpoint (``checkpoint.pt``, written atomically: a temporary file,
+  then a rename) holding the model, optimizer, RNG state and history; a restart resumes from it.
+- At the end: lattice constants with PBE and with the trained functional against experiment,
+  as ``results.md`` and ``results.csv``, and ``training_curve.png`` and ``parity.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import random
+import sys
+import time
+import warnings
+from typing import Any, Sequence
+
+import numpy as np
+
+from .units import BOHR_IN_ANGSTROM
+
+BASE = "gga_x_pbe + gga_c_pbe"
+
+
+def _torch():
+    import torch
+    return torch
+
+
+def _atomic_save(obj: Any, path: str) -> None:
+    torch = _torch()
+    tmp = f"{path}.tmp{os.getpid()}"
+    torch.save(obj, tmp)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _atomic_text(text: str, path: str) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def entry_loss_term(entry: Any, prediction: Any) -> Any:
+    """One entry's loss: relative error in per cent squared for lattice entries, else squared error."""
+    torch = _torch()
+    y = torch.from_numpy(np.asarray(entry.label(), dtype=float)).reshape(-1)[0]
+    p = prediction.reshape(-1)[0]
+    if entry.entry_type == "lattice":
+        return entry.get_weight() * (100.0 * (p - y) / y) ** 2
+    return entry.get_weight() * (p - y) ** 2
+
+
+class Trainer:
+    """The training loop behind ``solidxc train`` (usable from Python too)."""
+
+    def __init__(self, entries: Sequence[Any], out: str, *, epochs: int = 5, learning_rate: float = 5e-3,
+                 batch_size: int = 1, hidden: int = 10, seed: int = 0, threads: int | None = None,
+                 tol: float = 1e-9, on_failure: str = "skip", progress: bool = True):
+        torch = _torch()
+        from .deepchem import DFTXC, _construct_nn_model
+        self.entries = list(entries)
+        self.train = [e for e in self.entries if e.split == "train"]
+        self.test = [e for e in self.entries if e.split != "train"]
+        if not self.train:
+            raise SystemExit("solidxc train: the dataset has no training entries (split: train)")
+        self.out = out
+        self.epochs = epochs
+        self.batch_size = max(1, batch_size)
+        self.progress = progress
+        self.seed = seed
+        os.makedirs(out, exist_ok=True)
+        torch.manual_seed(seed)
+        scf_options = {"tol": tol}
+        if threads is not None:
+            scf_options["threads"] = threads
+        self.model = DFTXC(BASE, _construct_nn_model(3, hidden, 1, 1), aweight0=0.0, bweight0=1.0,
+                           on_failure=on_failure, scf_options=scf_options)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=learning_rate)
+        self.history: list[dict] = []
+        self.start_epoch = 0
+        self.checkpoint = os.path.join(out, "checkpoint.pt")
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def save(self, epoch: int) -> None:
+        torch = _torch()
+        _atomic_save({"epoch": epoch, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                      "history": self.history, "failures": self.model.failures,
+                      "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}},
+                     self.checkpoint)
+
+    def resume(self) -> bool:
+        torch = _torch()
+        if not os.path.exists(self.checkpoint):
+            return False
+        data = torch.load(self.checkpoint, weights_only=False)
+        self.model.load_state_dict(data["model"])
+        self.optimizer.load_state_dict(data["optimizer"])
+        self.history = list(data["history"])
+        self.model.failures = int(data.get("failures", 0))
+        torch.set_rng_state(data["rng"]["torch"])
+        np.random.set_state(data["rng"]["numpy"])
+        random.setstate(data["rng"]["python"])
+        self.start_epoch = int(data["epoch"]) + 1
+        return True
+
+    # -- training ------------------------------------------------------------------------------
+    def _bar(self, total: int, desc: str):
+        if not self.progress:
+            return None
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:
+            return None
+        return tqdm(total=total, desc=desc, unit="entry", leave=False)
+
+    def epoch(self, epoch: int) -> dict:
+        torch = _torch()
+        self.model.train()
+        rng = np.random.default_rng(self.seed + epoch)
+        order = rng.permutation(len(self.train))
+        losses = []
+        failures_before = self.model.failures
+        bar = self._bar(len(order), f"epoch {epoch + 1}/{self.epochs}")
+        start = time.perf_counter()
+        for first in range(0, len(order), self.batch_size):
+            batch = [self.train[i] for i in order[first:first + self.batch_size]]
+            self.optimizer.zero_grad()
+            terms = []
+            for entry in batch:
+                prediction = self.model(entry)
+                if torch.isfinite(prediction).all() and prediction.requires_grad:
+                    terms.append(entry_loss_term(entry, prediction))
+                if bar is not None:
+                    bar.update(1)
+            if terms:
+                loss = torch.stack(terms).mean()
+                loss.backward()
+                self.optimizer.step()
+                losses.append(float(loss.detach()))
+                if bar is not None:
+                    bar.set_postfix(loss=f"{losses[-1]:.4g}", a=f"{float(self.model.hybridxc.aweight.detach()):.4f}",
+                                    b=f"{float(self.model.hybridxc.bweight.detach()):.4f}")
+        if bar is not None:
+            bar.close()
+        record = {"epoch": epoch + 1, "loss": float(np.mean(losses)) if losses else float("nan"),
+                  "skipped": self.model.failures - failures_before, "seconds": time.perf_counter() - start,
+                  "aweight": float(self.model.hybridxc.aweight.detach()), "bweight": float(self.model.hybridxc.bweight.detach())}
+        return record
+
+    def fit(self) -> None:
+        for epoch in range(self.start_epoch, self.epochs):
+            record = self.epoch(epoch)
+            self.history.append(record)
+            self.save(epoch)
+            print(f"epoch {record['epoch']}/{self.epochs}: loss {record['loss']:.6g} (% error squared for lattice "
+                  f"entries), a = {record['aweight']:.5f}, b = {record['bweight']:.5f}, skipped {record['skipped']}, "
+                  f"{record['seconds']:.1f} s", flush=True)
+
+    # -- evaluation ----------------------------------------------------------------------------
+    def predict(self, entries: Sequence[Any], xc: Any, desc: str) -> list[float]:
+        torch = _torch()
+        from .deepchem import EntryError
+        from .errors import SolidXCError
+        values = []
+        bar = self._bar(len(entries), desc)
+        with torch.no_grad():
+            for entry in entries:
+                try:
+                    qcs = entry.run(xc, **self.model.scf_options)
+                    values.append(float(entry.get_val(qcs).reshape(-1)[0]) if entry.entry_type != "dens"
+                                  else float(entry.prediction(qcs)))
+                except (EntryError, SolidXCError) as exc:
+                    warnings.warn(f"solidxc train: {desc}: entry {entry.name!r} failed: {exc}", RuntimeWarning)
+                    values.append(float("nan"))
+                if bar is not None:
+                    bar.update(1)
+        if bar is not None:
+            bar.close()
+        return values
+
+    def baseline(self) -> list[float]:
+        """PBE values (cached in pbe.json: they do not depend on training)."""
+        path = os.path.join(self.out, "pbe.json")
+        names = [e.name for e in self.entries]
+        if os.path.exists(path):
+            with open(path) as f:
+                cached = json.load(f)
+            if cached.get("names") == names:
+                return [float("nan") if v is None else v for v in cached["values"]]
+        values = self.predict(self.entries, "pbe", "PBE")
+        _atomic_text(json.dumps({"names": names, "values": [None if np.isnan(v) else v for v in values]}), path)
+        return values
+
+    def report(self) -> str:
+        self.model.eval()
+        pbe = self.baseline()
+        trained = self.predict(self.entries, self.model.hybridxc, "trained")
+        rows = []
+        for entry, p, t in zip(self.entries, pbe, trained):
+            y = float(entry.label().reshape(-1)[0])
+            lattice = entry.entry_type == "lattice"
+            scale = BOHR_IN_ANGSTROM if lattice else 1.0
+            rows.append({"name": entry.name, "split": entry.split, "type": entry.entry_type,
+                         "unit": "angstrom" if lattice else "atomic",
+                         "experiment": y * scale, "pbe": p * scale, "trained": t * scale,
+                         "pbe_error_percent": 100 * (p - y) / y if y else float("nan"),
+                         "trained_error_percent": 100 * (t - y) / y if y else float("nan")})
+        with open(os.path.join(self.out, "results.csv.tmp"), "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(os.path.join(self.out, "results.csv.tmp"), os.path.join(self.out, "results.csv"))
+        text = self.markdown(rows)
+        _atomic_text(text, os.path.join(self.out, "results.md"))
+        self.plots(rows)
+        return text
+
+    def markdown(self, rows: list[dict]) -> str:
+        lines = ["# SolidXC training results", "",
+                 f"HybridXC on {BASE} (e = a NN + b PBE): a = {float(self.model.hybridxc.aweight.detach()):.5f}, "
+                 f"b = {float(self.model.hybridxc.bweight.detach()):.5f} after {len(self.history)} epochs; "
+                 f"{self.model.failures} entry evaluations skipped during training.", "",
+                 "| entry | split | type | experiment | PBE | trained | PBE error (%) | trained error (%) |",
+                 "|---|---|---|---|---|---|---|---|"]
+        for r in rows:
+            lines.append(f"| {r['name']} | {r['split']} | {r['type']} | {r['experiment']:.4f} | {r['pbe']:.4f} | "
+                         f"{r['trained']:.4f} | {r['pbe_error_percent']:+.3f} | {r['trained_error_percent']:+.3f} |")
+        lines.append("")
+        for split in ("train", "test"):
+            chosen = [r for r in rows if r["split"] == split and r["type"] == "lattice"]
+            if chosen:
+                mae = lambda key: np.nanmean([abs(r[key]) for r in chosen])
+                lines.append(f"- {split}: mean absolute error of the lattice constants, PBE {mae('pbe_error_percent'):.3f} %, "
+                             f"trained {mae('trained_error_percent'):.3f} % ({len(chosen)} solids)")
+        lines.append("")
+        lines.append("Lattice constants in Å (experiment: zero-point corrected, see the dataset's sources).")
+        return "\n".join(lines) + "\n"
+
+    def plots(self, rows: list[dict]) -> None:
+        try:
+            import matplotlib
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError:  # pragma: no cover
+            return
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        epochs = [h["epoch"] for h in self.history]
+        ax.plot(epochs, [h["loss"] for h in self.history], "o-")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("training loss (% error squared)")
+        ax.set_yscale("log")
+        ax.set_title("SolidXC training curve")
+        fig.tight_layout()
+        fig.savefig(os.path.join(self.out, "training_curve.png"), dpi=120)
+        plt.close(fig)
+        lattice = [r for r in rows if r["type"] == "lattice"]
+        if lattice:
+            fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4.5))
+            exp = np.array([r["experiment"] for r in lattice])
+            for key, marker, colour, label in (("pbe", "s", "C0", "PBE"), ("trained", "o", "C1", "trained")):
+                for split, fill in (("train", True), ("test", False)):
+                    sel = [i for i, r in enumerate(lattice) if r["split"] == split]
+                    if sel:
+                        ax.scatter(exp[sel], [lattice[i][key] for i in sel], marker=marker, edgecolors=colour,
+                                   facecolors=colour if fill else "none", label=f"{label}, {split}")
+            lo, hi = exp.min() * 0.97, exp.max() * 1.03
+            ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+            ax.set_xlabel("experiment a0 (Å)")
+            ax.set_ylabel("computed a0 (Å)")
+            ax.legend(fontsize=8)
+            ax.set_title("Lattice constants (parity)")
+            x = np.arange(len(lattice))
+            bx.bar(x - 0.2, [r["pbe_error_percent"] for r in lattice], 0.4, color="C0", label="PBE")
+            bx.bar(x + 0.2, [r["trained_error_percent"] for r in lattice], 0.4, color="C1", label="trained")
+            bx.axhline(0, color="k", lw=0.8)
+            bx.set_xticks(x, [r["name"] + ("*" if r["split"] != "train" else "") for r in lattice], rotation=60, fontsize=8)
+            bx.set_ylabel("error against experiment (%)")
+            bx.set_title("Errors (* held out)")
+            bx.legend(fontsize=8)
+            fig.tight_layout()
+            fig.savefig(os.path.join(self.out, "parity.png"), dpi=120)
+            plt.close(fig)
+
+
+def main(args: argparse.Namespace) -> int:
+    from .deepchem import DFTYamlLoader
+    entries = DFTYamlLoader.load_entries(args.dataset)
+    trainer = Trainer(entries, args.out, epochs=args.epochs, learning_rate=args.lr, batch_size=args.batch_size,
+                      hidden=args.hidden, seed=args.seed, threads=args.threads, progress=not args.no_progress,
+                      on_failure="raise" if args.strict else "skip")
+    if not args.restart and trainer.resume():
+        print(f"solidxc train: resuming from {trainer.checkpoint} after epoch {trainer.start_epoch}", flush=True)
+    print(f"solidxc train: {len(trainer.train)} training and {len(trainer.test)} held-out entries, "
+          f"{args.epochs} epochs, output in {args.out}", flush=True)
+    trainer.fit()
+    text = trainer.report()
+    print(text)
+    print(f"solidxc train: wrote {os.path.join(args.out, 'results.md')}, results.csv, training_curve.png, parity.png")
+    return 0
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("train", help="train a HybridXC functional (NN + PBE) on a dataset's lattice constants")
+    p.add_argument("dataset", nargs="?", default=None,
+                   help="dataset YAML (default: the bundled small set, solidxc/data/small.yaml)")
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--out", default="solidxc_train")
+    p.add_argument("--lr", type=float, default=5e-3, help="Adam learning rate")
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--hidden", type=int, default=10, help="hidden units of the network")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="threads over k-points (default: one per core)")
+    p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint and start again")
+    p.add_argument("--strict", action="store_true", help="stop at the first failing entry instead of skipping it")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.dataset is None:
+        from .data import path
+        args.dataset = path("small.yaml")
+    if args.epochs < 1:
+        print("solidxc train: --epochs must be at least 1", file=sys.stderr)
+        return 2
+    return main(args)

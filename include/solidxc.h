@@ -260,8 +260,7 @@ int sxc_result_xc_inputs(const sxc_result* res, double* rho, size_t nrho, double
  *   dL_deig   [nspin][nk][nband] with respect to the eigenvalues (NULL, 0 for none). A loss must
  *             weight the members of a degenerate level alike (SXC_ERR_INPUT otherwise).
  * options_json: NULL or {"tol": 1e-10, "maxiter": 100}, the relative residual and the GMRES
- * iteration limit of the Dyson solve (1 - K chi0) v = g, g = dL_drho + K rho_eig; the density
- * adjoint is w = chi0 v = (1 - chi0 K)^-1 chi0 g.
+ * iteration limit of the Dyson solve (1 - chi0 K) w = chi0 g, g = dL_drho + K rho_eig.
  * Outputs (the grid adjoints, so that dL/dtheta = sum adj_e de/dtheta + sum adj_vrho dvrho/dtheta
  * + sum adj_vsigma dvsigma/dtheta over grid points, in sxc_functional_register's layouts):
  *   adj_e [n1 n2 n3], adj_vrho [nspin][n1 n2 n3], adj_vsigma [nsigma][n1 n2 n3] (GGA; NULL, 0 for LDA),

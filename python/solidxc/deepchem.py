@@ -688,8 +688,17 @@ class DFTXC(torch.nn.Module):
         self.failures = 0
         self.failure_log: list[str] = []
 
+    def _failed(self, entry: DFTEntry, exc: Exception) -> None:
+        self.failures += 1
+        self.failure_log.append(f"{entry.name}: {exc}")
+        warnings.warn(f"solidxc: skipping entry {entry.name!r}: {exc}", RuntimeWarning, stacklevel=3)
+
     def evaluate_entry(self, entry: DFTEntry) -> torch.Tensor:
-        qcs = entry.run(self.hybridxc, **self.scf_options)
+        options = dict(self.scf_options)
+        if self.on_failure == "skip":
+            # A response solve that fails in the backward pass drops this entry's gradient, counted.
+            options["on_backward_failure"] = lambda exc: self._failed(entry, exc)
+        qcs = entry.run(self.hybridxc, **options)
         return entry.prediction(qcs)
 
     def forward(self, inputs: Any) -> torch.Tensor:
@@ -701,9 +710,7 @@ class DFTXC(torch.nn.Module):
             except (EntryError, SolidXCError) as exc:
                 if self.on_failure == "raise":
                     raise
-                self.failures += 1
-                self.failure_log.append(f"{entry.name}: {exc}")
-                warnings.warn(f"solidxc: skipping entry {entry.name!r}: {exc}", RuntimeWarning, stacklevel=2)
+                self._failed(entry, exc)
                 value = (torch.from_numpy(np.asarray(entry.label(), dtype=float)).reshape(1) if self.training
                          else torch.full((1,), float("nan"), dtype=torch.float64))
             out.append(value.reshape(1).to(torch.float64))

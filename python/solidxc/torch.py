@@ -29,6 +29,7 @@ import torch
 
 from . import functional as _functional
 from .functional import NNLDA, NNPBE, HybridXC  # noqa: F401  (re-exported: the documented import)
+from .errors import SolidXCError
 from .scf import SCFResult, scf as _scf
 from .system import System
 
@@ -54,8 +55,10 @@ class SCFOutput:
 class _Context:
     """What the backward pass needs, carried through autograd as a non-tensor argument."""
 
-    def __init__(self, result: SCFResult, module: Any, params: list, tol: float, maxiter: int):
+    def __init__(self, result: SCFResult, module: Any, params: list, tol: float, maxiter: int,
+                 on_backward_failure: Any = None):
         self.result = result
+        self.on_backward_failure = on_backward_failure
         self.module = module
         self.params = params
         self.tol = tol
@@ -82,7 +85,13 @@ class _SCFLayer(torch.autograd.Function):
     def backward(ctx, g_energy, g_density, g_eigenvalues):
         c: _Context = ctx.context
         d_e = float(g_energy) if g_energy is not None else 0.0
-        adj = c.result.backward(d_e, _nonzero(g_density), _nonzero(g_eigenvalues), tol=c.tol, maxiter=c.maxiter)
+        try:
+            adj = c.result.backward(d_e, _nonzero(g_density), _nonzero(g_eigenvalues), tol=c.tol, maxiter=c.maxiter)
+        except SolidXCError as exc:
+            if c.on_backward_failure is None:
+                raise
+            c.on_backward_failure(exc)  # the caller records it; this SCF then contributes no gradient
+            return (None,) + tuple(torch.zeros_like(p) for p in c.params)
         c.last_adjoints = adj
         if not c.params:
             return (None,)
@@ -101,7 +110,7 @@ class _SCFLayer(torch.autograd.Function):
 
 
 def scf(system: System, xc: Any, *, tol: float = 1e-10, backward_tol: float = 1e-10, backward_maxiter: int = 100,
-        **scf_kwargs: Any) -> SCFOutput:
+        on_backward_failure: Any = None, **scf_kwargs: Any) -> SCFOutput:
     """Runs the SCF with ``xc`` and returns differentiable outputs.
 
     Parameters
@@ -115,6 +124,9 @@ def scf(system: System, xc: Any, *, tol: float = 1e-10, backward_tol: float = 1e
         SCF energy tolerance, Ha. Gradients are as accurate as the SCF is converged.
     backward_tol, backward_maxiter
         Relative residual and iteration limit of the response (Dyson) solve in the backward pass.
+    on_backward_failure : callable, optional
+        Called with the exception when the backward pass fails (a response solve that does not
+        converge); this SCF then contributes zero gradients. By default the exception propagates.
     **scf_kwargs
         Passed to :func:`solidxc.scf` (``nbands``, ``maxiter``, ``threads``, ``start``, ...).
     """
@@ -122,9 +134,9 @@ def scf(system: System, xc: Any, *, tol: float = 1e-10, backward_tol: float = 1e
         registered = xc.as_registered()
         params = [p for p in xc.parameters() if p.requires_grad]
         result = _scf(system, registered, tol=tol, **scf_kwargs)
-        context = _Context(result, xc, params, backward_tol, backward_maxiter)
+        context = _Context(result, xc, params, backward_tol, backward_maxiter, on_backward_failure)
     else:
         result = _scf(system, xc, tol=tol, **scf_kwargs)
-        context = _Context(result, None, [], backward_tol, backward_maxiter)
+        context = _Context(result, None, [], backward_tol, backward_maxiter, on_backward_failure)
     energy, density, eigenvalues = _SCFLayer.apply(context, *context.params)
     return SCFOutput(energy, density, eigenvalues, result)

@@ -47,6 +47,7 @@ from .units import BOHR_IN_ANGSTROM
 import torch
 
 __all__ = ["DFTSystem", "DFTEntry", "DFTYamlLoader", "XCModel", "DFTXC", "XCNNSCF", "KSCalc", "EntryError",
+           "construct_nn_model", "default_nnmodel",
            "EntryDataset", "HybridXC", "NNLDA", "NNPBE", "equilibrium_scale", "HAVE_DEEPCHEM"]
 
 try:  # DeepChem is optional: XCModel subclasses its TorchModel when it is installed.
@@ -703,6 +704,8 @@ class DFTXC(torch.nn.Module):
 
     def forward(self, inputs: Any) -> torch.Tensor:
         entries = [inputs] if isinstance(inputs, DFTEntry) else list(np.ravel(inputs))
+        if not entries:
+            return torch.zeros((0, 1), dtype=torch.float64)
         out = []
         for entry in entries:
             try:
@@ -729,6 +732,10 @@ def _default_nnmodel(xcstr: str, input_size: int | None, hidden_size: int, n_lay
     family = Builtin(xcstr).family if isinstance(xcstr, str) else xcstr.family
     size = input_size if input_size is not None else (2 if family == LDA else 3)
     return _construct_nn_model(size, hidden_size, n_layers, modeltype)
+
+
+construct_nn_model = _construct_nn_model
+default_nnmodel = _default_nnmodel
 
 
 class _StandaloneModel:

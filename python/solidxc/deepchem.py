@@ -249,7 +249,9 @@ class DFTEntry:
         key = str(e_type).strip().lower()
         if key not in cls.e_types:
             raise InputError(f"e_type: unknown entry type {e_type!r}; expected one of {sorted(cls.e_types)}", 1)
-        return cls.e_types[key](key, true_val, systems, weight, **options)
+        entry = cls.e_types[key](key, true_val, systems, weight, **options)
+        entry.get_true_val()  # a non-numeric value or a missing file fails here, naming true_val
+        return entry
 
     def __init__(self, e_type: str, true_val: Any, systems: Sequence[Any], weight: Any = 1, **options: Any):
         if isinstance(systems, (dict, str, os.PathLike)) or not isinstance(systems, Sequence) or not systems:
@@ -265,6 +267,10 @@ class DFTEntry:
         self.name = str(options.pop("name", "") or self._systems[0])
         self.split = str(options.pop("split", "train"))
         self.options = options
+        for i, system in enumerate(self._systems):
+            magmoms = system.system.get("magmoms")
+            if "spin" in system.system and magmoms is not None and abs(sum(float(m) for m in magmoms) - system.spin) > 1e-9:
+                raise InputError(f"systems[{i}]: spin {system.spin} disagrees with magmoms (sum {sum(float(m) for m in magmoms):g})", 1)
 
     @property
     def entry_type(self) -> str:
@@ -334,7 +340,14 @@ class _EntryIE(DFTEntry):
 
 @_entry_type("ae")
 class _EntryAE(_EntryIE):
-    pass
+    """Atomisation energy: between neutral species, so every system's charge is 0."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        charged = [i for i, s in enumerate(self.get_systems()) if s.charge != 0]
+        if charged:
+            raise InputError(f"systems[{charged[0]}]: charge {self.get_systems()[charged[0]].charge} in an 'ae' entry; "
+                             f"atomisation energies are between neutral systems (use 'ie' for ions)", 1)
 
 
 @_entry_type("energy")
@@ -618,6 +631,8 @@ class DFTYamlLoader:
                 raise InputError(f"inputs: cannot read {path!r}: {exc.strerror}", 1) from None
             except yaml.YAMLError as exc:
                 raise InputError(f"inputs: {path!r} is not valid YAML: {exc}", 1) from None
+            if not data:
+                raise InputError(f"inputs: {path!r} holds no entries (an empty dataset)", 1)
             if not isinstance(data, list):
                 raise InputError(f"inputs: {path!r} must hold a list of entries", 1)
             base = os.path.dirname(os.path.abspath(path))
@@ -634,7 +649,7 @@ class DFTYamlLoader:
                     true_val = os.path.join(base, true_val)
                 try:
                     entries.append(DFTEntry.create(shard["e_type"], true_val, systems, shard.get("weight", 1), **options))
-                except InputError as exc:
+                except (InputError, SolidXCError) as exc:
                     raise InputError(f"{path}: entry {i} ({shard.get('name', shard['e_type'])}): {exc}", 1) from None
         return entries
 

@@ -251,3 +251,56 @@ def test_failing_response_solve_is_skipped_and_counted(tmp_path):
     model.fit(dataset, nb_epoch=1, checkpoint_interval=0)
     assert model.failures == 0
     assert float(model.model.hybridxc.aweight.detach()) != 0.0
+
+
+@pytest.mark.parametrize("text, match", [
+    ("- true_val: '1.0'\n  systems: [{}]\n", r"entry 0 lacks e_type"),
+    ("- e_type: energy\n  true_val: '1.0'\n", r"entry 0 lacks systems"),
+    ("- e_type: bandstructure\n  true_val: '1.0'\n  systems: [SYS]\n", r"entry 0 \(bandstructure\).*e_type: unknown entry type"),
+    ("- e_type: energy\n  name: Al\n  true_val: 'minus two'\n  systems: [SYS]\n", r"entry 0 \(Al\).*true_val: expected a number"),
+    ("- e_type: energy\n  name: Al\n  true_val: '-2'\n  systems: [{structure: missing.cif}]\n", r"entry 0 \(Al\).*structure: cannot read"),
+    ("- e_type: energy\n  name: Fe\n  true_val: '-2'\n  systems: [{SYSBODY, spin: 2, magmoms: [0.0]}]\n",
+     r"entry 0 \(Fe\).*systems\[0\]: spin 2 disagrees with magmoms"),
+    ("- e_type: ae\n  name: AlAl\n  true_val: '0.1'\n  systems: [SYS, {SYSBODY, charge: 1}]\n",
+     r"entry 0 \(AlAl\).*systems\[1\]: charge 1 in an 'ae' entry"),
+    ("- e_type: dens\n  name: Al\n  true_val: nothere.npy\n  systems: [SYS]\n", r"entry 0 \(Al\).*true_val: density file"),
+    ("", r"holds no entries"),
+    ("[]\n", r"holds no entries"),
+])
+def test_bad_datasets_name_the_entry_and_the_key(tmp_path, text, match):
+    body = ", ".join(f"{k}: {json.dumps(v)}" for k, v in AL.items())
+    path = tmp_path / "bad.yaml"
+    path.write_text(text.replace("SYSBODY", body).replace("SYS", "{" + body + "}"))
+    with pytest.raises(InputError, match=match):
+        sdc.DFTYamlLoader().create_dataset(str(path))
+
+
+@pytest.mark.skipif(not sdc.HAVE_DEEPCHEM, reason="DeepChem is not installed")
+def test_deepchem_tutorial_loop_runs_unmodified(tmp_path):
+    import deepchem as dc
+    from solidxc.deepchem import DFTYamlLoader, XCModel
+    data = [{"e_type": "energy", "true_val": "-2.08", "systems": [AL]},
+            {"e_type": "energy", "true_val": "-2.07", "systems": [{**AL, "kpts": [3, 3, 3]}]}]
+    path = tmp_path / "x.yaml"
+    path.write_text(yaml.safe_dump(data))
+    loader = DFTYamlLoader()
+    ds = loader.create_dataset(str(path))
+    assert isinstance(ds, dc.data.DiskDataset)
+    model = XCModel("pbe", batch_size=2, model_dir=str(tmp_path / "model"))
+    assert isinstance(model, dc.models.TorchModel)
+    model.fit(ds, nb_epoch=1)
+    predictions = model.predict(ds)
+    assert predictions.shape == (2, 1) and np.all(np.isfinite(predictions))
+    scores = model.evaluate(ds, [dc.metrics.Metric(dc.metrics.mean_absolute_error)])
+    assert np.isfinite(list(scores.values())[0])
+    # Checkpoints and restore are DeepChem's.
+    model.restore()
+    assert np.allclose(model.predict(ds), predictions, atol=1e-8)
+
+
+def test_custom_loss_example_runs():
+    example = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "custom_loss.py")
+    out = subprocess.run([sys.executable, example, "--steps", "2"], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    steps = [line.split() for line in out.stdout.splitlines()[1:] if line.strip()]
+    assert len(steps) == 2 and all(np.isfinite(float(s[1])) for s in steps)

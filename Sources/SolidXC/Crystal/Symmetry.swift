@@ -157,6 +157,28 @@ public struct CrystalSymmetry {
         return out
     }
 
+    /// Symmetrises one Cartesian vector per atom (forces): F_J = (1/N_op) sum_op R_op F_I, where the
+    /// operation carries atom I onto atom J and R_op = L W L^{-1} is its rotation in Cartesian
+    /// coordinates (L holds the lattice vectors as columns). Unchanged with the identity alone.
+    public func symmetrise(forces: [Vec3], positions: [Vec3], lattice: Lattice) -> [Vec3] {
+        guard operations.count > 1 else { return forces }
+        let reduced = positions.map { lattice.reduced($0) }
+        var out = [Vec3](repeating: .zero, count: forces.count)
+        for op in operations {
+            for (i, x) in reduced.enumerated() {
+                // The operations were found for these positions: the image is an atom, the nearest one.
+                let image = op.apply(x)
+                let distances = reduced.map { y -> Double in
+                    let d = image - y
+                    return norm(lattice.cartesian(d - d.rounded(.toNearestOrEven)))
+                }
+                let j = distances.indices.min { distances[$0] < distances[$1] } ?? i
+                out[j] += lattice.cartesian(SymmetryOperation.times(op.rotation, lattice.reduced(forces[i])))
+            }
+        }
+        return out.map { $0 / Double(operations.count) }
+    }
+
     public func symmetrise(_ values: [Double], fft: FFTGrid) -> [Double] {
         guard operations.count > 1 else { return values }
         let table = orbits.table(for: self, fft: fft)

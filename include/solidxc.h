@@ -238,6 +238,11 @@ int sxc_result_occupations(const sxc_result* res, double* values, size_t count);
 int sxc_result_kpoints(const sxc_result* res, double* values, size_t count);      /* [nk][3], reduced */
 int sxc_result_kweights(const sxc_result* res, double* values, size_t count);     /* [nk], sum 1 */
 int sxc_result_density(const sxc_result* res, double* values, size_t count);      /* [nspin][n1][n2][n3] */
+/* Hellmann-Feynman forces on the atoms, F = -dE/dR of the (free) energy, Ha/bohr, [natom][3]
+ * Cartesian, atoms in the system's order, symmetrised with the crystal's space group: local and
+ * nonlocal pseudopotential and Ewald terms at the converged density and orbitals. Computed on
+ * each call; n must be at least natom*3 (SXC_ERR_BUFFER otherwise). */
+int sxc_result_forces(const sxc_result* res, double* out, size_t n);
 
 /* Per-iteration histories (length = iterations). `*written` receives the length, also
  * when the buffer is too small (SXC_ERR_BUFFER), so a call with count = 0 sizes it. */

@@ -176,6 +176,14 @@ public func sxc_result_density(_ res: OpaquePointer?, _ values: UnsafeMutablePoi
     array("sxc_result_density", res, values, count, "density [nspin][n1][n2][n3]") { $0.density }
 }
 
+@_cdecl("sxc_result_forces")
+public func sxc_result_forces(_ res: OpaquePointer?, _ values: UnsafeMutablePointer<Double>?, _ count: UInt) -> Int32 {
+    guarded("sxc_result_forces") {
+        let forces = try HandleTable.shared.result(res).result.forces
+        try copyOut(forces.flatMap { [$0.x, $0.y, $0.z] }, values, count, "forces [natom][3]")
+    }
+}
+
 /// A history accessor: reports the length through `written`, even when the buffer is too small.
 private func history(_ function: String, _ res: OpaquePointer?, _ buffer: UnsafeMutablePointer<Double>?, _ count: UInt,
                      _ written: UnsafeMutablePointer<UInt>?, _ values: (SCFResult) -> [Double]) -> Int32 {

@@ -28,6 +28,20 @@ final class SymmetryTests: XCTestCase {
         XCTAssertEqual(p.kgrid.kpoints.count, 29)
     }
 
+    /// A translation that falls between FFT grid points is no symmetry of the discretised energy:
+    /// Si's 24 operations with the (1/4,1/4,1/4) translation are kept on a 24^3 grid and dropped on
+    /// 27^3 (ABINIT's grid at ecut 15), where the k-points are still reduced to 8 with time reversal.
+    func testTranslationsMustMoveFFTGridPointsOntoGridPoints() throws {
+        var spec = Fixtures.silicon(ecut: 10, kpts: [4, 4, 4])
+        spec.fftSize = [24, 24, 24]
+        XCTAssertEqual(try prepared(spec).symmetry.operations.count, 48)
+        spec.fftSize = [27, 27, 27]
+        let p = try prepared(spec)
+        XCTAssertEqual(p.symmetry.operations.count, 24)
+        XCTAssertTrue(p.symmetry.operations.allSatisfy { $0.translation == .zero })
+        XCTAssertEqual(p.kgrid.kpoints.count, 8)
+    }
+
     /// The operations form a group: closed under composition, with inverses.
     func testOperationsFormAGroup() throws {
         let ops = try prepared(Fixtures.silicon(ecut: 10, kpts: [2, 2, 2])).symmetry.operations

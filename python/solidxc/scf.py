@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import functools
 import json
 import weakref
 from typing import NamedTuple, Callable
@@ -78,6 +79,8 @@ class SCFResult:
     volume : float
         bohr^3.
     nelectrons : float
+    forces : ndarray (natom, 3)
+        Ha/bohr, computed on first access.
     """
 
     def __init__(self, handle: int, system: System, xc: str):
@@ -207,6 +210,14 @@ class SCFResult:
             adj_vrho = adj_vrho[0]
             adj_vsigma = adj_vsigma[0] if adj_vsigma is not None else None
         return Adjoints(adj_e, adj_vrho, adj_vsigma, residual.value, iterations.value)
+
+    @functools.cached_property
+    def forces(self) -> np.ndarray:
+        """Hellmann-Feynman forces on the atoms, F = -dE/dR of ``energy``, Ha/bohr, shape
+        (natom, 3), Cartesian, atoms in the system's order, symmetrised with the crystal's space
+        group. Computed by the core on first access (local and nonlocal pseudopotential and Ewald
+        terms at the converged density and orbitals) and kept."""
+        return self._array(_lib.load().sxc_result_forces, (len(self.system.positions), 3))
 
     @property
     def dv(self) -> float:

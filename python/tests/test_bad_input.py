@@ -506,10 +506,17 @@ def case_result_buffer_too_small():
     name = ctypes.c_char_p()
     assert lib.sxc_result_energy_term_name(res, count.value, ctypes.byref(name)) == SXC_ERR_INPUT
     assert lib.sxc_result_energy_term_name(res, -1, ctypes.byref(name)) == SXC_ERR_INPUT
+    forces = (ctypes.c_double * 6)(*([-7.0] * 6))
+    assert lib.sxc_result_forces(res, forces, 5) == SXC_ERR_BUFFER
+    assert "forces [natom][3] needs 6 elements, buffer holds 5" in _message(lib), _message(lib)
+    assert list(forces) == [-7.0] * 6
+    assert lib.sxc_result_forces(res, None, 6) == SXC_ERR_BUFFER
+    assert lib.sxc_result_forces(res, forces, 6) == SXC_OK
     # result handles: double free and use after free
     assert lib.sxc_result_free(res) == SXC_OK
     assert lib.sxc_result_free(res) == SXC_ERR_HANDLE
     assert lib.sxc_result_eigenvalues(res, small, n) == SXC_ERR_HANDLE
+    assert lib.sxc_result_forces(res, forces, 6) == SXC_ERR_HANDLE
     assert lib.sxc_system_free(res) == SXC_ERR_HANDLE
     assert lib.sxc_system_free(sys_handle) == SXC_OK
 

@@ -3,9 +3,16 @@ import Glibc
 #endif
 
 /// Ewald energy (Ha per cell) of point charges `charges` at Cartesian `positions` (bohr) in a
-/// neutralising background, with the standard split erfc/erf at width eta chosen from the cell.
-/// Converged to ~1e-14 relative by choosing real and reciprocal cutoffs from eta.
+/// neutralising background.
 public func ewaldEnergy(lattice: Lattice, charges: [Double], positions: [Vec3]) -> Double {
+    ewaldSum(lattice: lattice, charges: charges, positions: positions).energy
+}
+
+/// Ewald energy (Ha per cell) of point charges `charges` at Cartesian `positions` (bohr) in a
+/// neutralising background, and the forces on the charges, -dE/dR_a (Ha/bohr), with the standard
+/// split erfc/erf at width eta chosen from the cell. Converged to ~1e-14 relative by choosing real
+/// and reciprocal cutoffs from eta.
+public func ewaldSum(lattice: Lattice, charges: [Double], positions: [Vec3]) -> (energy: Double, forces: [Vec3]) {
     let n = charges.count
     let volume = lattice.volume
     // eta balances the two sums; both tails decay like exp(-x^2) with x ~ 6.
@@ -16,8 +23,11 @@ public func ewaldEnergy(lattice: Lattice, charges: [Double], positions: [Vec3]) 
     let totalCharge = charges.reduce(0, +)
     let sumSquares = charges.reduce(0) { $0 + $1 * $1 }
 
-    // Reciprocal-space sum over G != 0.
+    var forces = [Vec3](repeating: .zero, count: n)
+    // Reciprocal-space sum over G != 0: E = (2 pi/Omega) sum_G f(G) |S(G)|^2, S = sum_a Z_a e^{iG.R_a},
+    // so F_a = (4 pi/Omega) Z_a sum_G f(G) G Im[e^{iG.R_a} S(G)^*].
     var recip = 0.0
+    var phases = [Complex](repeating: .zero, count: n)
     let nG = (0..<3).map { Int(ceil(gmax * norm(lattice.vectors[$0]) / (2 * Double.pi))) + 1 }
     for i in -nG[0]...nG[0] {
         for j in -nG[1]...nG[1] {
@@ -28,11 +38,17 @@ public func ewaldEnergy(lattice: Lattice, charges: [Double], positions: [Vec3]) 
                 var sre = 0.0
                 var sim = 0.0
                 for a in 0..<n {
-                    let phase = dot(g, positions[a])
-                    sre += charges[a] * cos(phase)
-                    sim += charges[a] * sin(phase)
+                    phases[a] = Complex.phase(dot(g, positions[a]))
+                    sre += charges[a] * phases[a].re
+                    sim += charges[a] * phases[a].im
                 }
-                recip += exp(-g2 / (4 * eta * eta)) / g2 * (sre * sre + sim * sim)
+                let f = exp(-g2 / (4 * eta * eta)) / g2
+                recip += f * (sre * sre + sim * sim)
+                for a in 0..<n {
+                    // Im[e^{iG.R_a} (sre - i sim)]
+                    let im = phases[a].im * sre - phases[a].re * sim
+                    forces[a] += (4 * Double.pi / volume * charges[a] * f * im) * g
+                }
             }
         }
     }
@@ -50,7 +66,11 @@ public func ewaldEnergy(lattice: Lattice, charges: [Double], positions: [Vec3]) 
                         let r = d0 + lattice.cartesian(Vec3(Double(i), Double(j), Double(l)))
                         let dist = norm(r)
                         if dist < 1e-12 || dist > rmax { continue }
-                        real += charges[a] * charges[b] * erfc(eta * dist) / dist
+                        let pair = charges[a] * charges[b] * erfc(eta * dist) / dist
+                        real += pair
+                        // -d/dR_a of Z_a Z_b erfc(eta d)/d, which appears twice (a, b and b, a) in the sum.
+                        let slope = (pair + charges[a] * charges[b] * 2 * eta / sqrt(Double.pi) * exp(-eta * eta * dist * dist)) / (dist * dist)
+                        forces[a] += slope * r
                     }
                 }
             }
@@ -59,5 +79,5 @@ public func ewaldEnergy(lattice: Lattice, charges: [Double], positions: [Vec3]) 
     real *= 0.5
     let selfTerm = -eta / sqrt(Double.pi) * sumSquares
     let background = -Double.pi * totalCharge * totalCharge / (2 * volume * eta * eta)
-    return recip + real + selfTerm + background
+    return (recip + real + selfTerm + background, forces)
 }

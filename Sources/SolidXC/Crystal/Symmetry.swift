@@ -41,7 +41,7 @@ public struct SymmetryOperation: Equatable {
 
 /// The symmetry of a crystal that a calculation uses: the space-group operations that map the
 /// atoms (with their element and initial magnetic moment) onto themselves, restricted to those
-/// that also map the Monkhorst-Pack grid and the FFT grid onto themselves, so that reducing the
+/// that also map the Monkhorst-Pack grid and the FFT grid's points onto themselves, so that reducing the
 /// k-points and symmetrising the density give exactly the result of the full grid. The
 /// restriction keeps a subgroup (each condition is closed under composition).
 public struct CrystalSymmetry {
@@ -119,12 +119,19 @@ public struct CrystalSymmetry {
     }
 
     /// The operations that keep the Monkhorst-Pack grid k = (n + shift)/N (as a set, modulo
-    /// reciprocal-lattice vectors) and the FFT grid of size `fft` (W^T may only mix directions of
-    /// equal length) invariant.
+    /// reciprocal-lattice vectors) and the points of the FFT grid of size `fft` invariant: W^T may
+    /// only mix directions of equal length, and the translation must move grid points onto grid
+    /// points (t_i fft_i an integer). An operation whose translation falls between grid points is
+    /// not a symmetry of the discretised energy (the xc energy on the grid changes under it: the
+    /// egg-box effect), so using it would change the energy at second order and the forces at first.
     public func restricted(kgridSize n: [Int], shift: [Double], fftSize fft: [Int]) -> CrystalSymmetry {
         let kept = operations.filter { op in
             let wt = SymmetryOperation.transpose(op.rotation)
             for i in 0..<3 { for j in 0..<3 where wt[i][j] != 0 && (fft[i] != fft[j]) { return false } }
+            for i in 0..<3 {
+                let steps = op.translation[i] * Double(fft[i])
+                if abs(steps - steps.rounded()) > 1e-6 { return false }
+            }
             // k' = W^T k; k = (m + s)/N lies on the grid when k N - s is an integer vector.
             for i in 0..<n[0] {
                 for j in 0..<n[1] {
@@ -155,6 +162,28 @@ public struct CrystalSymmetry {
             out.replaceSubrange((s * n)..<((s + 1) * n), with: symmetrise(Array(values[(s * n)..<((s + 1) * n)]), fft: fft))
         }
         return out
+    }
+
+    /// Symmetrises one Cartesian vector per atom (forces): F_J = (1/N_op) sum_op R_op F_I, where the
+    /// operation carries atom I onto atom J and R_op = L W L^{-1} is its rotation in Cartesian
+    /// coordinates (L holds the lattice vectors as columns). Unchanged with the identity alone.
+    public func symmetrise(forces: [Vec3], positions: [Vec3], lattice: Lattice) -> [Vec3] {
+        guard operations.count > 1 else { return forces }
+        let reduced = positions.map { lattice.reduced($0) }
+        var out = [Vec3](repeating: .zero, count: forces.count)
+        for op in operations {
+            for (i, x) in reduced.enumerated() {
+                // The operations were found for these positions: the image is an atom, the nearest one.
+                let image = op.apply(x)
+                let distances = reduced.map { y -> Double in
+                    let d = image - y
+                    return norm(lattice.cartesian(d - d.rounded(.toNearestOrEven)))
+                }
+                let j = distances.indices.min { distances[$0] < distances[$1] } ?? i
+                out[j] += lattice.cartesian(SymmetryOperation.times(op.rotation, lattice.reduced(forces[i])))
+            }
+        }
+        return out.map { $0 / Double(operations.count) }
     }
 
     public func symmetrise(_ values: [Double], fft: FFTGrid) -> [Double] {

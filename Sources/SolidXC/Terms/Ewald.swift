@@ -2,9 +2,12 @@
 public final class EwaldTerm: Term {
     public let name = "ewald"
     public let energy: Double
+    /// -dE/dR per atom (Ha/bohr).
+    let ionForces: [Vec3]
     public init(model: Model) {
-        energy = ewaldEnergy(lattice: model.lattice, charges: model.atoms.map { $0.pseudo.zion },
-                             positions: model.atoms.map { $0.position })
+        (energy, ionForces) = ewaldSum(lattice: model.lattice, charges: model.atoms.map { $0.pseudo.zion },
+                                       positions: model.atoms.map { $0.position })
     }
     public func evaluate(_ state: SCFState) throws -> TermEvaluation { TermEvaluation(energy: energy, potential: nil) }
+    public func forces(_ state: SCFState) throws -> [Vec3]? { ionForces }
 }

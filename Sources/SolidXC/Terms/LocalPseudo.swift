@@ -18,10 +18,8 @@ public final class LocalPseudo: Term {
         var shift = 0.0
         for atom in model.atoms { shift += atom.pseudo.localFourierNonCoulombAtZero }
         shift /= omega
-        // Group atoms by element so each form factor is evaluated once per G.
-        var groups: [String: [Atom]] = [:]
-        for atom in model.atoms { groups[atom.element, default: []].append(atom) }
-        for (_, atoms) in groups.sorted(by: { $0.key < $1.key }) {
+        for members in LocalPseudo.elementGroups(model.atoms) {
+            let atoms = members.map { model.atoms[$0] }
             let pseudo = atoms[0].pseudo
             for idx in 0..<basis.gridCount {
                 let g2 = basis.gNorm2[idx]
@@ -38,6 +36,13 @@ public final class LocalPseudo: Term {
         potentialReal = basis.fft.backwardReal(vG)
     }
 
+    /// Atom indices grouped by element (in element order), so each form factor is evaluated once per G.
+    static func elementGroups(_ atoms: [Atom]) -> [[Int]] {
+        var groups: [String: [Int]] = [:]
+        for (a, atom) in atoms.enumerated() { groups[atom.element, default: []].append(a) }
+        return groups.sorted { $0.key < $1.key }.map { $0.value }
+    }
+
     public func localPotential(_ state: SCFState) throws -> [Double]? { try evaluate(state).potential }
 
     public func evaluate(_ state: SCFState) throws -> TermEvaluation {
@@ -50,5 +55,30 @@ public final class LocalPseudo: Term {
         var potential = [Double](repeating: 0, count: state.nspin * n)
         for s in 0..<state.nspin { for i in 0..<n { potential[s * n + i] = potentialReal[i] } }
         return TermEvaluation(energy: energy, potential: potential)
+    }
+
+    /// E = sum_a sum_{G != 0} v_a(|G|) Re[e^{iG.tau_a} rho(G)] with rho(G) the spin-summed density's
+    /// coefficients, so F_a = sum_{G != 0} G v_a(|G|) Im[e^{iG.tau_a} rho(G)].
+    public func forces(_ state: SCFState) throws -> [Vec3]? {
+        let n = basis.gridCount
+        var total = [Double](repeating: 0, count: n)
+        for s in 0..<state.nspin { for i in 0..<n { total[i] += state.rho[s * n + i] } }
+        let rhoG = basis.fft.forward(real: total)
+        let atoms = basis.model.atoms
+        var forces = [Vec3](repeating: .zero, count: atoms.count)
+        for members in LocalPseudo.elementGroups(atoms) {
+            let pseudo = atoms[members[0]].pseudo
+            for idx in 0..<n {
+                let g2 = basis.gNorm2[idx]
+                if g2 == 0 { continue }
+                let form = pseudo.localFourier(g2.squareRoot())
+                let g = basis.gVectors[idx]
+                for a in members {
+                    let z = basis.structureFactor(g, atoms[a].position).conjugate * rhoG[idx]
+                    forces[a] += (form * z.im) * g
+                }
+            }
+        }
+        return forces
     }
 }

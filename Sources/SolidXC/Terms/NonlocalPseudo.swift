@@ -14,6 +14,8 @@ public final class NonlocalPseudo: Term {
     /// nproj x nproj, column-major (real symmetric, stored complex for BLAS).
     let coupling: [Complex]
     public let nproj: Int
+    /// The atom of each projector channel.
+    let channelAtom: [Int]
 
     public init(basis: PlaneWaveBasis) {
         self.basis = basis
@@ -31,6 +33,7 @@ public final class NonlocalPseudo: Term {
             }
         }
         nproj = channels.count
+        channelAtom = channels.map { $0.atom }
         var d = [Complex](repeating: .zero, count: nproj * nproj)
         for (p, cp) in channels.enumerated() {
             for (q, cq) in channels.enumerated() where cp.atom == cq.atom && cp.l == cq.l && cp.m == cq.m {
@@ -83,6 +86,19 @@ public final class NonlocalPseudo: Term {
         return c
     }
 
+    /// D c for nvec projection vectors (nproj x nvec).
+    func coupled(_ c: [Complex], nvec: Int) -> [Complex] {
+        var dc = [Complex](repeating: .zero, count: nproj * nvec)
+        coupling.withUnsafeBufferPointer { d in
+            c.withUnsafeBufferPointer { cp in
+                dc.withUnsafeMutableBufferPointer { out in
+                    gemm(d.baseAddress!, cp.baseAddress!, m: nproj, k: nproj, n: nvec, out.baseAddress!)
+                }
+            }
+        }
+        return dc
+    }
+
     public func evaluate(_ state: SCFState) throws -> TermEvaluation {
         let nk = basis.kpoints.count
         var energy = 0.0
@@ -111,6 +127,53 @@ public final class NonlocalPseudo: Term {
         return TermEvaluation(energy: energy, potential: nil)
     }
 
+    /// beta_p(q) carries e^{-iq.tau_a}, so d<beta_p|psi>/dtau_a = <-iq beta_p|psi> and, with D real
+    /// symmetric, dE/dtau_a = sum_k w_k sum_n f_n sum_{p in a} 2 Re[conj(d c_p) (D c)_p].
+    public func forces(_ state: SCFState) throws -> [Vec3]? {
+        let natom = basis.model.atoms.count
+        var derivative = [Vec3](repeating: .zero, count: natom)
+        guard nproj > 0 else { return derivative }
+        let nk = basis.kpoints.count
+        let nbands = state.nbands
+        for s in 0..<state.nspin {
+            for k in 0..<nk {
+                let occ = state.occupations[s * nk + k]
+                let kb = basis.kpoints[k]
+                let npw = kb.count
+                let psi = state.orbitals[s * nk + k]
+                let c = projections(k: k, psi: psi, nbands: nbands)
+                let dc = coupled(c, nvec: nbands)
+                var scaled = [Complex](repeating: .zero, count: npw * nproj)
+                var derived = [Complex](repeating: .zero, count: nproj * nbands)
+                for direction in 0..<3 {
+                    // (-i q_direction) beta_p, column by column.
+                    for p in 0..<nproj {
+                        for g in 0..<npw {
+                            let b = projectors[k][p * npw + g]
+                            let q = kb.kPlusG[g][direction]
+                            scaled[p * npw + g] = Complex(q * b.im, -q * b.re)
+                        }
+                    }
+                    scaled.withUnsafeBufferPointer { pp in
+                        psi.withUnsafeBufferPointer { sp in
+                            derived.withUnsafeMutableBufferPointer { out in
+                                gemmAdjointA(pp.baseAddress!, sp.baseAddress!, m: npw, p: nproj, q: nbands, out.baseAddress!)
+                            }
+                        }
+                    }
+                    for n in 0..<nbands where occ[n] != 0 {
+                        let factor = 2 * kb.weight * occ[n]
+                        for p in 0..<nproj {
+                            let a = derived[n * nproj + p], b = dc[n * nproj + p]
+                            derivative[channelAtom[p]][direction] += factor * (a.re * b.re + a.im * b.im)
+                        }
+                    }
+                }
+            }
+        }
+        return derivative.map { -$0 }
+    }
+
     public func addDenseOperator(k: Int, spin: Int, matrix: UnsafeMutablePointer<Complex>, npw: Int) {
         guard nproj > 0 else { return }
         var pd = [Complex](repeating: .zero, count: npw * nproj)
@@ -131,18 +194,11 @@ public final class NonlocalPseudo: Term {
     public func applyOperator(k: Int, spin: Int, input: UnsafePointer<Complex>, output: UnsafeMutablePointer<Complex>, npw: Int, nvec: Int) {
         guard nproj > 0, nvec > 0 else { return }
         var c = [Complex](repeating: .zero, count: nproj * nvec)
-        var dc = [Complex](repeating: .zero, count: nproj * nvec)
         projectors[k].withUnsafeBufferPointer { p in
             c.withUnsafeMutableBufferPointer { cp in
                 gemmAdjointA(p.baseAddress!, input, m: npw, p: nproj, q: nvec, cp.baseAddress!)
             }
-            coupling.withUnsafeBufferPointer { d in
-                c.withUnsafeBufferPointer { cp in
-                    dc.withUnsafeMutableBufferPointer { out in
-                        gemm(d.baseAddress!, cp.baseAddress!, m: nproj, k: nproj, n: nvec, out.baseAddress!)
-                    }
-                }
-            }
+            let dc = coupled(c, nvec: nvec)
             dc.withUnsafeBufferPointer { dcp in
                 gemm(p.baseAddress!, dcp.baseAddress!, m: npw, k: nproj, n: nvec, output, beta: Complex(1, 0))
             }

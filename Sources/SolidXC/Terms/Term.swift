@@ -48,6 +48,12 @@ public protocol Term: AnyObject {
     func applyOperator(k: Int, spin: Int, input: UnsafePointer<Complex>, output: UnsafeMutablePointer<Complex>, npw: Int, nvec: Int)
     /// Nonlinear terms: dV = K drho ([nspin][N]) at density `rho`. Linear terms return nil.
     func applyKernel(rho: [Double], drho: [Double], nspin: Int) throws -> [Double]?
+    /// Forces on the atoms (Ha/bohr, one Cartesian vector per atom): F_I = -dE/dR_I of this term's
+    /// energy at fixed density and orbitals, or nil for a term that does not depend on the positions
+    /// explicitly (kinetic, Hartree, xc, entropy; GTH has no core correction). Orbital terms sum
+    /// the k-points the basis holds, so with a reduced k-set the result still needs
+    /// `CrystalSymmetry.symmetrise(forces:...)`.
+    func forces(_ state: SCFState) throws -> [Vec3]?
 }
 
 public extension Term {
@@ -55,4 +61,5 @@ public extension Term {
     func addDenseOperator(k: Int, spin: Int, matrix: UnsafeMutablePointer<Complex>, npw: Int) {}
     func applyOperator(k: Int, spin: Int, input: UnsafePointer<Complex>, output: UnsafeMutablePointer<Complex>, npw: Int, nvec: Int) {}
     func applyKernel(rho: [Double], drho: [Double], nspin: Int) throws -> [Double]? { nil }
+    func forces(_ state: SCFState) throws -> [Vec3]? { nil }
 }

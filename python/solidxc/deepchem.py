@@ -48,7 +48,7 @@ import torch
 
 __all__ = ["DFTSystem", "DFTEntry", "DFTYamlLoader", "XCModel", "DFTXC", "XCNNSCF", "KSCalc", "EntryError",
            "construct_nn_model", "default_nnmodel",
-           "EntryDataset", "HybridXC", "NNLDA", "NNPBE", "equilibrium_scale", "HAVE_DEEPCHEM"]
+           "EntryDataset", "make_dataset", "HybridXC", "NNLDA", "NNPBE", "equilibrium_scale", "HAVE_DEEPCHEM"]
 
 try:  # DeepChem is optional: XCModel subclasses its TorchModel when it is installed.
     with warnings.catch_warnings():
@@ -600,6 +600,19 @@ class EntryDataset:
             for start in range(0, n, size):
                 idx = order[start:start + size]
                 yield self.X[idx], self.y[idx], self.w[idx], self.ids[idx]
+
+
+def make_dataset(entries: Sequence[DFTEntry]) -> Any:
+    """A dataset of entries: DeepChem's NumpyDataset when DeepChem is installed, else an EntryDataset."""
+    if HAVE_DEEPCHEM:
+        from deepchem.data import NumpyDataset
+        X = np.empty(len(entries), dtype=object)
+        for i, entry in enumerate(entries):
+            X[i] = entry
+        y = np.array([e.label() for e in entries], dtype=float).reshape(len(entries), -1)
+        w = np.array([[e.get_weight()] for e in entries], dtype=float)
+        return NumpyDataset(X, y, w, ids=np.arange(len(entries)))
+    return EntryDataset(entries)
 
 
 class DFTYamlLoader:

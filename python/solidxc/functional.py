@@ -720,13 +720,19 @@ def _build_torch_classes() -> dict:
             also does this on first use. The module's current parameters are used at every call."""
             name = name or f"{type(self).__name__.lower()}#{next(_counter)}"
 
+            # torch runs single-threaded inside the callbacks: the core is already parallel over
+            # k-points, and torch's intra-op threads on grid-sized arrays made an SCF with a
+            # network 6x slower (Al, 16^3 grid, 2 cores); it also makes the results independent
+            # of the caller's torch thread count.
             def eval_fn(rho, sigma):
-                e, vrho, vsigma = self.xc_outputs(rho, sigma, create_graph=False)
-                return numpy(e), numpy(vrho), numpy(vsigma)
+                with single_threaded():
+                    e, vrho, vsigma = self.xc_outputs(rho, sigma, create_graph=False)
+                    return numpy(e), numpy(vrho), numpy(vsigma)
 
             def kernel_fn(rho, sigma, drho, dsigma):
-                dvrho, dvsigma = self.kernel_outputs(rho, sigma, drho, dsigma)
-                return numpy(dvrho), numpy(dvsigma)
+                with single_threaded():
+                    dvrho, dvsigma = self.kernel_outputs(rho, sigma, drho, dsigma)
+                    return numpy(dvrho), numpy(dvsigma)
 
             eval_fn.__name__ = f"{type(self).__name__}.xc_outputs"
             kernel_fn.__name__ = f"{type(self).__name__}.kernel_outputs"
@@ -753,6 +759,19 @@ def _build_torch_classes() -> dict:
         def name(self) -> str:
             """The registered name (registering the module if needed)."""
             return self.as_registered().name
+
+    class single_threaded:
+        """torch.set_num_threads(1) for the duration (restored after)."""
+
+        def __enter__(self):
+            self.previous = torch.get_num_threads()
+            if self.previous != 1:
+                torch.set_num_threads(1)
+
+        def __exit__(self, *exc):
+            if self.previous != 1:
+                torch.set_num_threads(self.previous)
+            return False
 
     def mlp(ninp: int, nhid: int, ndepths: int, activation: str) -> "torch.nn.Module":
         """DeepChem's _construct_nn_model: [Linear, activation] x ndepths, then Linear(nhid, 1,

@@ -242,6 +242,23 @@ def test_density_of_states_from_ase_counts_the_electrons():
     assert calc.get_number_of_spins() == 1 and not calc.get_spin_polarized()
 
 
+def test_initial_magnetic_moments_turn_on_spin_and_magmom_is_the_cell_moment():
+    """bcc Fe (LDA, GTH-Pade q8, small settings): ferromagnetic from atoms' initial moment of 2 muB; the same
+    atoms without moments run unpolarised with magmom 0."""
+    atoms = bulk("Fe", "bcc", a=2.87)
+    atoms.calc = SolidXC(xc="lda,pw", pseudo="gth-pade-q8", ecut=15, kpts=(4, 4, 4), smearing="fermi-dirac",
+                         temperature=0.01, threads=1)
+    atoms.set_initial_magnetic_moments([2.0])
+    moment = atoms.get_magnetic_moment()
+    assert atoms.calc.get_spin_polarized() and atoms.calc.get_number_of_spins() == 2
+    assert moment == pytest.approx(atoms.calc.scf_result.magnetization.total, abs=0)
+    assert moment > 1.0
+    magnetic = atoms.get_potential_energy(force_consistent=True)
+    atoms.set_initial_magnetic_moments([0.0])
+    assert atoms.get_magnetic_moment() == 0.0 and atoms.calc.get_number_of_spins() == 1
+    assert atoms.get_potential_energy(force_consistent=True) > magnetic + 0.05  # eV: the moment lowers F
+
+
 # ------------------------------------------------------------------------------------------------------------
 # 4. Functionals: names, neural modules
 # ------------------------------------------------------------------------------------------------------------

@@ -140,7 +140,7 @@ def test_metal_forces_are_the_gradient_of_the_free_energy_not_the_zero_width_ene
 def test_stress_matches_ase_numerical_stress_in_voigt_ev_per_cubic_angstrom(case):
     """ASE's central differences of the free energy under +-1e-6 strain, on a fixed FFT grid and without
     symmetry (a strained cell has less of it; symmetrised and unsymmetrised energies agree only to ~1e-10 Ha).
-    So small a strain keeps the plane-wave set, so it measures the same fixed-basis derivative as the analytic
+    A strain this small keeps the plane-wave set, so it measures the same fixed-basis derivative as the analytic
     stress: at 1e-5 and 1e-6 the differences agree to 1e-8 eV/Å^3, while at 1e-4 one Al component jumps by
     4.5e-3 eV/Å^3 as plane waves cross the cutoff sphere. Al in a sheared cell (all six components non-zero)
     and Si with a displaced atom."""

@@ -90,6 +90,11 @@ int sxc_last_error_history(double* values, size_t count, size_t* written);
  *     "symmetry": true                                           reduce k-points by the space group and
  *                                                                symmetrise the density (default true;
  *                                                                false keeps time reversal only)
+ *     "basis_lattice": null | [[...],[...],[...]]                a reference cell whose metric selects the
+ *                                                                plane waves (|k+G|^2/2 <= ecut in it), so a
+ *                                                                strained cell keeps the reference's plane-wave
+ *                                                                set, as the analytic stress assumes; each vector
+ *                                                                within 20 % of the lattice's (default null: lattice)
  *   }
  *
  * Unknown keys and wrong types are SXC_ERR_INPUT naming the key or field
@@ -243,6 +248,12 @@ int sxc_result_density(const sxc_result* res, double* values, size_t count);    
  * nonlocal pseudopotential and Ewald terms at the converged density and orbitals. Computed on
  * each call; n must be at least natom*3 (SXC_ERR_BUFFER otherwise). */
 int sxc_result_forces(const sxc_result* res, double* out, size_t n);
+/* Stress tensor sigma_ab = (1/Omega) dE/d(eps_ab) of the (free) energy under the strain
+ * r -> (1 + eps) r at a fixed plane-wave set, Ha/bohr^3, [3][3] Cartesian, symmetric (ABINIT's
+ * and ASE's sign: pressure = -trace/3). Kinetic, Hartree, xc (with the GGA gradient term), local
+ * and nonlocal pseudopotential, Ewald and psp-correction terms, symmetrised with the crystal's
+ * space group. Computed on each call; n must be at least 9 (SXC_ERR_BUFFER otherwise). */
+int sxc_result_stress(const sxc_result* res, double* out, size_t n);
 
 /* Per-iteration histories (length = iterations). `*written` receives the length, also
  * when the buffer is too small (SXC_ERR_BUFFER), so a call with count = 0 sizes it. */

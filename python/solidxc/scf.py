@@ -81,6 +81,8 @@ class SCFResult:
     nelectrons : float
     forces : ndarray (natom, 3)
         Ha/bohr, computed on first access.
+    stress : ndarray (3, 3)
+        Ha/bohr^3, (1/Omega) dE/d(strain) at a fixed plane-wave set; computed on first access.
     """
 
     def __init__(self, handle: int, system: System, xc: str):
@@ -218,6 +220,16 @@ class SCFResult:
         group. Computed by the core on first access (local and nonlocal pseudopotential and Ewald
         terms at the converged density and orbitals) and kept."""
         return self._array(_lib.load().sxc_result_forces, (len(self.system.positions), 3))
+
+    @functools.cached_property
+    def stress(self) -> np.ndarray:
+        """Stress tensor sigma = (1/Omega) dE/d(strain) of ``energy`` under r -> (1 + strain) r,
+        Ha/bohr^3, shape (3, 3), symmetric. ABINIT's and ASE's sign: a compressed cell has negative
+        stress, pressure = -trace/3. It is the derivative at a fixed plane-wave set (Miller
+        indices); an energy-volume curve at fixed ecut also changes the set, which adds the Pulay
+        stress that vanishes as ecut converges (``System(basis_lattice=...)`` keeps the set fixed).
+        Computed by the core on first access and kept."""
+        return self._array(_lib.load().sxc_result_stress, (3, 3))
 
     @property
     def dv(self) -> float:

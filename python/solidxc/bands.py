@@ -226,8 +226,15 @@ class BandStructure:
         for xs in self.special_x:
             ax.axvline(xs, color="0.6", lw=0.6)
         ax.axhline(0.0, color="0.3", lw=0.6, ls=":")
-        ticks = [r"$\Gamma$" if lab == "G" else lab for lab in self.special_labels]
-        ax.set_xticks(self.special_x)
+        positions, ticks = [], []
+        for xs, lab in zip(self.special_x, self.special_labels):
+            lab = r"$\Gamma$" if lab == "G" else lab
+            if positions and abs(xs - positions[-1]) < 1e-9:  # a jump: both ends share the position
+                ticks[-1] = f"{ticks[-1]}|{lab}"
+            else:
+                positions.append(xs)
+                ticks.append(lab)
+        ax.set_xticks(positions)
         ax.set_xticklabels(ticks)
         ax.set_xlim(np.nanmin(x), np.nanmax(x))
         lo = np.nanmin((self.energies - ref) * factor) if emin is None else emin

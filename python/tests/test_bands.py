@@ -102,7 +102,8 @@ def test_si_gap_matches_abinit(si):
     kpts = np.concatenate([si.kpoints, np.array(SI["kpoints_reduced"])])
     bs = si.band_structure(kpts)
     gap = bs.gap()
-    print(gap, f"; ABINIT {SI['gap_Ha']:.8f} Ha ({SI['gap_Ha'] * HARTREE_IN_EV:.4f} eV)")
+    print(gap, f"; ABINIT {SI['gap_Ha']:.8f} Ha ({SI['gap_Ha'] * HARTREE_IN_EV:.4f} eV), "
+               f"SolidXC - ABINIT {gap.value - SI['gap_Ha']:+.1e} Ha")
     assert not gap.metal and not gap.direct
     assert np.allclose(gap.k_vbm, 0) and np.allclose(gap.k_cbm, [0.425, 0, 0.425])
     assert abs(gap.value - SI["gap_Ha"]) < TOLERANCE
@@ -211,6 +212,7 @@ def test_path_with_a_jump_breaks_the_lines(si):
     fig = bs.plot()
     y = fig.axes[0].get_lines()[0].get_ydata()
     assert np.isnan(y).sum() == 1 and len(y) == 21
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == [r"$\Gamma$", "X|L", r"$\Gamma$"]
     plt.close(fig)
 
 

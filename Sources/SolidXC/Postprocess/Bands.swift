@@ -73,7 +73,8 @@ extension ConvergedState {
         solverOptions.start = nil
         let nk = folded.count
         let chunk = max(16, 4 * scf.threads)
-        var out = [Double](repeating: 0, count: nspin * nk * nbands)
+        // Allocated once the first chunk has shown that nbands fits the basis.
+        var out: [Double] = []
         var first = 0
         while first < nk {
             let points = Array(folded[first..<min(nk, first + chunk)])
@@ -82,6 +83,7 @@ extension ConvergedState {
             if let (k, kb) = basis.kpoints.enumerated().min(by: { $0.1.count < $1.1.count }), kb.count < nbands {
                 throw SolidXCError.input(field: "nbands", message: "\(nbands) bands asked, but k-point \(first + k) (\(kpoints[first + k].x), \(kpoints[first + k].y), \(kpoints[first + k].z)) has only \(kb.count) plane waves at ecut \(scf.basis.ecut) Ha")
             }
+            if out.isEmpty { out = [Double](repeating: 0, count: nspin * nk * nbands) }
             let solver = try SelfConsistentField(basis: basis, functional: functional, options: solverOptions, smearing: scf.smearing)
             let eigenvalues = try solver.convergedEigenvalues(potential: potential, tolerance: options.tolerance,
                                                               restarts: options.restarts, firstK: first)

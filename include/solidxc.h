@@ -293,6 +293,22 @@ int sxc_scf_backward(const sxc_result* res, double dL_dE,
                      double* adj_vsigma, size_t n_vsigma,
                      double* residual, int* iterations);
 
+/* ---- Band structures: non-self-consistent eigenvalues at given k-points --------------- */
+
+/* Kohn-Sham eigenvalues at nk arbitrary k-points, with the converged SCF's local potential
+ * (local pseudopotential + Hartree + xc) and the k-dependent operators (kinetic, nonlocal):
+ * the non-self-consistent band structure, for every spin channel.
+ *   kfrac   [nk][3] reduced coordinates of the reciprocal vectors (k = sum_i kfrac_i b_i);
+ *           finite, any range (eigenvalues are periodic in k). NULL or non-finite: SXC_ERR_INPUT.
+ *   nk      1 .. 10^6; nbands 1 .. 10^5 and at most the plane-wave count at every k.
+ *   out     [nspin][nk][nbands], Ha, ascending per k, the SCF's G = 0 convention (the SCF's
+ *           eigenvalues at its own k-points are reproduced); n must be at least nspin*nk*nbands
+ *           (SXC_ERR_BUFFER otherwise, checked before any work).
+ * Every band is converged to a residual |H psi - eps psi| <= 1e-8 Ha; an eigensolve that does
+ * not get there is SXC_ERR_CONVERGENCE (history: the largest residual per solver pass), never a
+ * silent result. Threads over k-points as the SCF's `threads` option says; the call blocks. */
+int sxc_result_bands(const sxc_result* res, const double* kfrac, size_t nk, int nbands, double* out, size_t n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -252,6 +252,19 @@ class SCFResult:
                 f"fermi_level={self.fermi_level:.6f} Ha, {spin}{state} in {self.iterations} iterations, "
                 f"nspin={self.nspin}, nk={self.nkpoints}, nband={self.nbands}, fft={self.fft_size})")
 
+    # ---- Band structures and densities of states (solidxc.bands) ----
+    def band_structure(self, path=None, npoints: int = 100, nbands: int | None = None, progress: bool = False):
+        """Non-self-consistent bands along a k-path; see :func:`solidxc.bands.band_structure`."""
+        from .bands import band_structure
+        return band_structure(self, path, npoints=npoints, nbands=nbands, progress=progress)
+
+    def dos(self, energies=None, width: float | None = None, kind: str = "gaussian", kpts=None,
+            nbands: int | None = None, npoints: int = 2001, progress: bool = False):
+        """Density of states (states/Ha/cell); see :func:`solidxc.bands.dos`."""
+        from .bands import dos
+        return dos(self, energies=energies, width=width, kind=kind, kpts=kpts, nbands=nbands, npoints=npoints,
+                   progress=progress)
+
 
 def scf(system: System, xc: str = "lda,pw", *, tol: float = 1e-9, maxiter: int = 100,
         nbands: int | None = None, mixing_beta: float | None = None, kerker_q0: float | None = None,

@@ -34,6 +34,8 @@ public final class PlaneWaveBasis {
     public let gNorm2: [Double]
     /// The space-group operations the k-points were reduced with; densities are symmetrised with them.
     public let symmetry: CrystalSymmetry
+    /// The cell whose metric selected the plane waves, or nil for the model's lattice.
+    public let sphereLattice: Lattice?
 
     /// The smallest FFTW-friendly grid (2^a 3^b 5^c per direction) whose box holds the density
     /// sphere |G| <= 2 sqrt(2 ecut), as ABINIT's boxcutmin 2 does.
@@ -76,6 +78,7 @@ public final class PlaneWaveBasis {
         self.ecut = ecut
         self.kgrid = kgrid
         self.symmetry = symmetry
+        self.sphereLattice = sphereLattice
         let lattice = model.lattice
         let gmaxDensity = 2 * sqrt(2 * ecut)
         let minimum = (0..<3).map { 2 * Int(floor(gmaxDensity * norm(lattice.vectors[$0]) / (2 * Double.pi))) + 1 }

@@ -90,6 +90,11 @@ int sxc_last_error_history(double* values, size_t count, size_t* written);
  *     "symmetry": true                                           reduce k-points by the space group and
  *                                                                symmetrise the density (default true;
  *                                                                false keeps time reversal only)
+ *     "basis_lattice": null | [[...],[...],[...]]                a reference cell whose metric selects the
+ *                                                                plane waves (|k+G|^2/2 <= ecut in it), so a
+ *                                                                strained cell keeps the reference's plane-wave
+ *                                                                set, as the analytic stress assumes; each vector
+ *                                                                within 20 % of the lattice's (default null: lattice)
  *   }
  *
  * Unknown keys and wrong types are SXC_ERR_INPUT naming the key or field
@@ -243,6 +248,12 @@ int sxc_result_density(const sxc_result* res, double* values, size_t count);    
  * nonlocal pseudopotential and Ewald terms at the converged density and orbitals. Computed on
  * each call; n must be at least natom*3 (SXC_ERR_BUFFER otherwise). */
 int sxc_result_forces(const sxc_result* res, double* out, size_t n);
+/* Stress tensor sigma_ab = (1/Omega) dE/d(eps_ab) of the (free) energy under the strain
+ * r -> (1 + eps) r at a fixed plane-wave set, Ha/bohr^3, [3][3] Cartesian, symmetric (ABINIT's
+ * and ASE's sign: pressure = -trace/3). Kinetic, Hartree, xc (with the GGA gradient term), local
+ * and nonlocal pseudopotential, Ewald and psp-correction terms, symmetrised with the crystal's
+ * space group. Computed on each call; n must be at least 9 (SXC_ERR_BUFFER otherwise). */
+int sxc_result_stress(const sxc_result* res, double* out, size_t n);
 
 /* Per-iteration histories (length = iterations). `*written` receives the length, also
  * when the buffer is too small (SXC_ERR_BUFFER), so a call with count = 0 sizes it. */
@@ -281,6 +292,22 @@ int sxc_scf_backward(const sxc_result* res, double dL_dE,
                      double* adj_vrho, size_t n_vrho,
                      double* adj_vsigma, size_t n_vsigma,
                      double* residual, int* iterations);
+
+/* ---- Band structures: non-self-consistent eigenvalues at given k-points --------------- */
+
+/* Kohn-Sham eigenvalues at nk arbitrary k-points, with the converged SCF's local potential
+ * (local pseudopotential + Hartree + xc) and the k-dependent operators (kinetic, nonlocal):
+ * the non-self-consistent band structure, for every spin channel.
+ *   kfrac   [nk][3] reduced coordinates of the reciprocal vectors (k = sum_i kfrac_i b_i);
+ *           finite, any range (eigenvalues are periodic in k). NULL or non-finite: SXC_ERR_INPUT.
+ *   nk      1 .. 10^6; nbands 1 .. 10^5 and at most the plane-wave count at every k.
+ *   out     [nspin][nk][nbands], Ha, ascending per k, the SCF's G = 0 convention (the SCF's
+ *           eigenvalues at its own k-points are reproduced); n must be at least nspin*nk*nbands
+ *           (SXC_ERR_BUFFER otherwise, checked before any work).
+ * Every band is converged to a residual |H psi - eps psi| <= 1e-8 Ha; an eigensolve that does
+ * not get there is SXC_ERR_CONVERGENCE (history: the largest residual per solver pass), never a
+ * silent result. Threads over k-points as the SCF's `threads` option says; the call blocks. */
+int sxc_result_bands(const sxc_result* res, const double* kfrac, size_t nk, int nbands, double* out, size_t n);
 
 #ifdef __cplusplus
 }

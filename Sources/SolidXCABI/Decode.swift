@@ -5,7 +5,7 @@ import SolidXC
 /// field as a path: "atoms[1].position[2]: expected a number, got null".
 enum Decode {
     static let systemKeys = ["lattice", "atoms", "pseudo", "ecut", "kpts", "kshift", "fft_size", "charge",
-                             "smearing", "temperature", "magmoms", "symmetry"]
+                             "smearing", "temperature", "magmoms", "symmetry", "basis_lattice"]
     static let atomKeys = ["element", "position"]
     static let optionKeys = ["tol", "maxiter", "nbands", "mixing_beta", "kerker_q0", "raise_on_nonconvergence",
                              "memory_limit_bytes", "verbose", "threads", "xc_parameters", "density_tol"]
@@ -125,9 +125,13 @@ enum Decode {
         let temperature = try nonNull(m["temperature"]).map { try number($0, "temperature") }
         let magmoms = try nonNull(m["magmoms"]).map { try numbers($0, "magmoms", of: "one number per atom (Bohr magnetons)") }
         let symmetry = try m["symmetry"].map { try bool($0, "symmetry") } ?? true
+        let basisLattice = try nonNull(m["basis_lattice"]).map {
+            try array($0, "basis_lattice", of: "null or 3 rows of 3 numbers (bohr)")
+                .enumerated().map { try numbers($1, "basis_lattice[\($0)]", of: "a row of 3 numbers (bohr)") }
+        }
         return SystemSpec(lattice: lattice, atoms: atoms, pseudo: pseudo, ecut: ecut, kpts: kpts, kshift: kshift,
                           fftSize: fftSize, charge: charge, smearing: smearing, temperature: temperature, magmoms: magmoms,
-                          symmetry: symmetry)
+                          symmetry: symmetry, basisLattice: basisLattice)
     }
 
     /// Options of `sxc_scf_forward`; absent keys keep the core's defaults, null means "automatic".

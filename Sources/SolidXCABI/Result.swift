@@ -184,6 +184,14 @@ public func sxc_result_forces(_ res: OpaquePointer?, _ values: UnsafeMutablePoin
     }
 }
 
+@_cdecl("sxc_result_stress")
+public func sxc_result_stress(_ res: OpaquePointer?, _ values: UnsafeMutablePointer<Double>?, _ count: UInt) -> Int32 {
+    guarded("sxc_result_stress") {
+        let stress = try HandleTable.shared.result(res).result.stress
+        try copyOut(Array(stress.joined()), values, count, "stress [3][3]")
+    }
+}
+
 /// A history accessor: reports the length through `written`, even when the buffer is too small.
 private func history(_ function: String, _ res: OpaquePointer?, _ buffer: UnsafeMutablePointer<Double>?, _ count: UInt,
                      _ written: UnsafeMutablePointer<UInt>?, _ values: (SCFResult) -> [Double]) -> Int32 {

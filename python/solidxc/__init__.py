@@ -20,6 +20,7 @@ from .errors import (BufferSizeError, CallbackError, ConvergenceError, HandleErr
                      NumericalError, ResourceError, SolidXCError)
 from .scf import SCFResult, scf
 from .system import System
+from .bands import DOS, BandStructure, band_structure, dos
 
 __version__ = "0.1.0"
 
@@ -35,4 +36,5 @@ __all__ = [
     "register_functional", "RegisteredFunctional", "Builtin",
     "SolidXCError", "InputError", "ConvergenceError", "CallbackError", "ResourceError", "NumericalError",
     "HandleError", "BufferSizeError", "InternalError",
+    "band_structure", "dos", "BandStructure", "DOS",
 ]

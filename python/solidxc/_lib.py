@@ -72,6 +72,7 @@ _SIGNATURES = {
     "sxc_result_kweights": [c_void_p, _p_double, c_size_t],
     "sxc_result_density": [c_void_p, _p_double, c_size_t],
     "sxc_result_forces": [c_void_p, _p_double, c_size_t],
+    "sxc_result_stress": [c_void_p, _p_double, c_size_t],
     "sxc_result_residual_history": [c_void_p, _p_double, c_size_t, _p_size],
     "sxc_result_energy_history": [c_void_p, _p_double, c_size_t, _p_size],
     # Functionals (solidxc.functional)
@@ -86,6 +87,8 @@ _SIGNATURES = {
                               _p_double, _p_double, _p_double],
     "sxc_functional_param_derivative": [c_char_p, c_char_p, c_char_p, c_int64, c_int, _p_double, _p_double,
                                         _p_double, _p_double, _p_double],
+    # Band structures (solidxc.bands)
+    "sxc_result_bands": [c_void_p, _p_double, c_size_t, c_int, _p_double, c_size_t],
 }
 
 

@@ -81,6 +81,8 @@ class SCFResult:
     nelectrons : float
     forces : ndarray (natom, 3)
         Ha/bohr, computed on first access.
+    stress : ndarray (3, 3)
+        Ha/bohr^3, (1/Omega) dE/d(strain) at a fixed plane-wave set; computed on first access.
     """
 
     def __init__(self, handle: int, system: System, xc: str):
@@ -219,6 +221,16 @@ class SCFResult:
         terms at the converged density and orbitals) and kept."""
         return self._array(_lib.load().sxc_result_forces, (len(self.system.positions), 3))
 
+    @functools.cached_property
+    def stress(self) -> np.ndarray:
+        """Stress tensor sigma = (1/Omega) dE/d(strain) of ``energy`` under r -> (1 + strain) r,
+        Ha/bohr^3, shape (3, 3), symmetric. ABINIT's and ASE's sign: a compressed cell has negative
+        stress, pressure = -trace/3. It is the derivative at a fixed plane-wave set (Miller
+        indices); an energy-volume curve at fixed ecut also changes the set, which adds the Pulay
+        stress that vanishes as ecut converges (``System(basis_lattice=...)`` keeps the set fixed).
+        Computed by the core on first access and kept."""
+        return self._array(_lib.load().sxc_result_stress, (3, 3))
+
     @property
     def dv(self) -> float:
         """Volume element of the FFT grid, bohr^3: ``density.sum(axis=(1, 2, 3)) * dv`` is the electron count."""
@@ -239,6 +251,19 @@ class SCFResult:
         return (f"SCFResult(xc={self.xc!r}, energy={self.energy:.10f} Ha ({self.energy * HARTREE_IN_EV:.6f} eV), "
                 f"fermi_level={self.fermi_level:.6f} Ha, {spin}{state} in {self.iterations} iterations, "
                 f"nspin={self.nspin}, nk={self.nkpoints}, nband={self.nbands}, fft={self.fft_size})")
+
+    # ---- Band structures and densities of states (solidxc.bands) ----
+    def band_structure(self, path=None, npoints: int = 100, nbands: int | None = None, progress: bool = False):
+        """Non-self-consistent bands along a k-path; see :func:`solidxc.bands.band_structure`."""
+        from .bands import band_structure
+        return band_structure(self, path, npoints=npoints, nbands=nbands, progress=progress)
+
+    def dos(self, energies=None, width: float | None = None, kind: str = "gaussian", kpts=None,
+            nbands: int | None = None, npoints: int = 2001, progress: bool = False):
+        """Density of states (states/Ha/cell); see :func:`solidxc.bands.dos`."""
+        from .bands import dos
+        return dos(self, energies=energies, width=width, kind=kind, kpts=kpts, nbands=nbands, npoints=npoints,
+                   progress=progress)
 
 
 def scf(system: System, xc: str = "lda,pw", *, tol: float = 1e-9, maxiter: int = 100,

@@ -136,6 +136,11 @@ class System:
     symmetry : bool
         Use the crystal's space group (default): k-points reduced to the irreducible wedge and
         the density symmetrised. ``False`` keeps time reversal only; results agree to ~1e-10 Ha.
+    basis_lattice : (3, 3) array_like or None
+        A reference cell (rows, bohr) whose metric selects the plane waves, |k+G|^2/2 <= ecut
+        measured in it; None uses ``lattice``. A strained cell with the reference's
+        ``basis_lattice`` (and the same ``fft_size``) keeps the reference's plane-wave set: the
+        set at which the analytic stress is the derivative of the energy.
 
     Raises
     ------
@@ -147,7 +152,7 @@ class System:
                  ecut: float = 20.0, kpts: Sequence[int] = (4, 4, 4), kshift: Sequence[float] = (0, 0, 0),
                  fft_size: Sequence[int] | None = None, charge: float = 0, smearing: str | None = None,
                  temperature: float | None = None, magmoms: Sequence[float] | None = None,
-                 symmetry: bool = True):
+                 symmetry: bool = True, basis_lattice: Any = None):
         atoms = list(atoms)
         spec = {
             "lattice": _plain(lattice),
@@ -162,6 +167,7 @@ class System:
             "temperature": _plain(temperature),
             "magmoms": _plain(magmoms),
             "symmetry": _plain(symmetry),
+            "basis_lattice": _plain(basis_lattice),
         }
         self._json = _to_json(spec)
         lib = _lib.load()
@@ -182,6 +188,7 @@ class System:
         self.temperature = None if temperature is None else float(temperature)
         self.magmoms = None if magmoms is None else [float(m) for m in magmoms]
         self.symmetry = bool(symmetry)
+        self.basis_lattice = None if basis_lattice is None else np.array(basis_lattice, dtype=float)
         _warn_vacuum_sampling(self.lattice, self.positions, self.kpts, self.kshift)
 
         volume = ctypes.c_double()

@@ -34,6 +34,8 @@ public final class PlaneWaveBasis {
     public let gNorm2: [Double]
     /// The space-group operations the k-points were reduced with; densities are symmetrised with them.
     public let symmetry: CrystalSymmetry
+    /// The cell whose metric selected the plane waves, or nil for the model's lattice.
+    public let sphereLattice: Lattice?
 
     /// The smallest FFTW-friendly grid (2^a 3^b 5^c per direction) whose box holds the density
     /// sphere |G| <= 2 sqrt(2 ecut), as ABINIT's boxcutmin 2 does.
@@ -65,7 +67,10 @@ public final class PlaneWaveBasis {
         return orbitals + dense + grids
     }
 
-    public init(model: Model, ecut: Double, kgrid: KGrid, fftSize requested: [Int]?, symmetry: CrystalSymmetry = .identity) throws {
+    /// `sphereLattice` selects the plane waves, |k+G|^2/2 <= ecut in its metric (default: the
+    /// model's lattice); kinetic energies and k+G are the model lattice's.
+    public init(model: Model, ecut: Double, kgrid: KGrid, fftSize requested: [Int]?, symmetry: CrystalSymmetry = .identity,
+                sphereLattice: Lattice? = nil) throws {
         guard ecut.isFinite, ecut > 0 else {
             throw SolidXCError.input(field: "ecut", message: "must be a positive number of Hartree, got \(ecut)")
         }
@@ -73,6 +78,7 @@ public final class PlaneWaveBasis {
         self.ecut = ecut
         self.kgrid = kgrid
         self.symmetry = symmetry
+        self.sphereLattice = sphereLattice
         let lattice = model.lattice
         let gmaxDensity = 2 * sqrt(2 * ecut)
         let minimum = (0..<3).map { 2 * Int(floor(gmaxDensity * norm(lattice.vectors[$0]) / (2 * Double.pi))) + 1 }
@@ -117,7 +123,8 @@ public final class PlaneWaveBasis {
 
         // Plane-wave spheres per k.
         let gmax = sqrt(2 * ecut)
-        let bound = (0..<3).map { Int(ceil(gmax * norm(lattice.vectors[$0]) / (2 * Double.pi))) + 1 }
+        let selector = sphereLattice ?? lattice
+        let bound = (0..<3).map { Int(ceil(gmax * norm(selector.vectors[$0]) / (2 * Double.pi))) + 1 }
         var kbases: [KPointBasis] = []
         for (kIndex, k) in kgrid.kpoints.enumerated() {
             var fftIndex: [Int32] = []
@@ -127,9 +134,10 @@ public final class PlaneWaveBasis {
             for mi in -bound[0]...bound[0] {
                 for mj in -bound[1]...bound[1] {
                     for ml in -bound[2]...bound[2] {
-                        let q = lattice.wavevector(k + Vec3(Double(mi), Double(mj), Double(ml)))
+                        let m = k + Vec3(Double(mi), Double(mj), Double(ml))
+                        let q = lattice.wavevector(m)
                         let e = 0.5 * dot(q, q)
-                        if e > ecut { continue }
+                        if sphereLattice == nil ? e > ecut : 0.5 * dot(selector.wavevector(m), selector.wavevector(m)) > ecut { continue }
                         let i = (mi % n1 + n1) % n1, j = (mj % n2 + n2) % n2, l = (ml % n3 + n3) % n3
                         fftIndex.append(Int32((i * n2 + j) * n3 + l))
                         miller.append(SIMD3<Int32>(Int32(mi), Int32(mj), Int32(ml)))

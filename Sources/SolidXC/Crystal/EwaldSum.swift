@@ -9,10 +9,11 @@ public func ewaldEnergy(lattice: Lattice, charges: [Double], positions: [Vec3]) 
 }
 
 /// Ewald energy (Ha per cell) of point charges `charges` at Cartesian `positions` (bohr) in a
-/// neutralising background, and the forces on the charges, -dE/dR_a (Ha/bohr), with the standard
-/// split erfc/erf at width eta chosen from the cell. Converged to ~1e-14 relative by choosing real
-/// and reciprocal cutoffs from eta.
-public func ewaldSum(lattice: Lattice, charges: [Double], positions: [Vec3]) -> (energy: Double, forces: [Vec3]) {
+/// neutralising background, the forces on the charges, -dE/dR_a (Ha/bohr), and the strain
+/// derivative dE/d(eps_ab) (Ha, 3x3) under r -> (1 + eps) r, with the standard split erfc/erf at
+/// width eta chosen from the cell (the sum does not depend on eta, so eta is held fixed when
+/// differentiating). Converged to ~1e-14 relative by choosing real and reciprocal cutoffs from eta.
+public func ewaldSum(lattice: Lattice, charges: [Double], positions: [Vec3]) -> (energy: Double, forces: [Vec3], strainDerivative: [[Double]]) {
     let n = charges.count
     let volume = lattice.volume
     // eta balances the two sums; both tails decay like exp(-x^2) with x ~ 6.
@@ -24,6 +25,7 @@ public func ewaldSum(lattice: Lattice, charges: [Double], positions: [Vec3]) -> 
     let sumSquares = charges.reduce(0) { $0 + $1 * $1 }
 
     var forces = [Vec3](repeating: .zero, count: n)
+    var strain = [[Double]](repeating: [0, 0, 0], count: 3)
     // Reciprocal-space sum over G != 0: E = (2 pi/Omega) sum_G f(G) |S(G)|^2, S = sum_a Z_a e^{iG.R_a},
     // so F_a = (4 pi/Omega) Z_a sum_G f(G) G Im[e^{iG.R_a} S(G)^*].
     var recip = 0.0
@@ -43,7 +45,11 @@ public func ewaldSum(lattice: Lattice, charges: [Double], positions: [Vec3]) -> 
                     sim += charges[a] * phases[a].im
                 }
                 let f = exp(-g2 / (4 * eta * eta)) / g2
-                recip += f * (sre * sre + sim * sim)
+                let s2 = sre * sre + sim * sim
+                recip += f * s2
+                // dG^2/d(eps_ab) = -2 G_a G_b and df/dG^2 = -f (1/(4 eta^2) + 1/G^2); the 1/Omega is added below.
+                let slope = 2 * Double.pi / volume * s2 * f * (1 / (4 * eta * eta) + 1 / g2) * 2
+                for a in 0..<3 { for b in 0..<3 { strain[a][b] += slope * g[a] * g[b] } }
                 for a in 0..<n {
                     // Im[e^{iG.R_a} (sre - i sim)]
                     let im = phases[a].im * sre - phases[a].re * sim
@@ -53,6 +59,7 @@ public func ewaldSum(lattice: Lattice, charges: [Double], positions: [Vec3]) -> 
         }
     }
     recip *= 2 * Double.pi / volume
+    for a in 0..<3 { strain[a][a] -= recip }
 
     // Real-space sum over pairs and images.
     var real = 0.0
@@ -71,6 +78,8 @@ public func ewaldSum(lattice: Lattice, charges: [Double], positions: [Vec3]) -> 
                         // -d/dR_a of Z_a Z_b erfc(eta d)/d, which appears twice (a, b and b, a) in the sum.
                         let slope = (pair + charges[a] * charges[b] * 2 * eta / sqrt(Double.pi) * exp(-eta * eta * dist * dist)) / (dist * dist)
                         forces[a] += slope * r
+                        // d(dist)/d(eps_ab) = r_a r_b / dist; the pair enters with the factor 1/2.
+                        for c in 0..<3 { for e in 0..<3 { strain[c][e] -= 0.5 * slope * r[c] * r[e] } }
                     }
                 }
             }
@@ -79,5 +88,6 @@ public func ewaldSum(lattice: Lattice, charges: [Double], positions: [Vec3]) -> 
     real *= 0.5
     let selfTerm = -eta / sqrt(Double.pi) * sumSquares
     let background = -Double.pi * totalCharge * totalCharge / (2 * volume * eta * eta)
-    return (recip + real + selfTerm + background, forces)
+    for a in 0..<3 { strain[a][a] -= background }
+    return (recip + real + selfTerm + background, forces, strain)
 }

@@ -150,6 +150,54 @@ public struct CrystalSymmetry {
         return CrystalSymmetry(operations: kept)
     }
 
+    /// The operations whose rotation also keeps `lattice`'s metric (W^T M W = M, relative 1e-10):
+    /// with a separate basis lattice the plane-wave spheres must map onto themselves.
+    public func restricted(preservingMetricOf lattice: Lattice) -> CrystalSymmetry {
+        let a = lattice.vectors
+        let metric = (0..<3).map { i in (0..<3).map { j in dot(a[i], a[j]) } }
+        let scale = (0..<3).map { metric[$0][$0] }.max() ?? 1
+        let kept = operations.filter { op in
+            let w = op.rotation
+            for i in 0..<3 {
+                for j in 0..<3 {
+                    var s = 0.0
+                    for k in 0..<3 { for l in 0..<3 { s += Double(w[k][i] * w[l][j]) * metric[k][l] } }
+                    if abs(s - metric[i][j]) > 1e-10 * scale { return false }
+                }
+            }
+            return true
+        }
+        return CrystalSymmetry(operations: kept)
+    }
+
+    /// The Cartesian rotation matrix (row-major) of an operation: R v = A^T W A^{-T} v, built by
+    /// applying W to the reduced coordinates of the Cartesian unit vectors.
+    func cartesianRotation(_ op: SymmetryOperation, lattice: Lattice) -> [[Double]] {
+        let columns = (0..<3).map { c -> Vec3 in
+            var e = Vec3.zero
+            e[c] = 1
+            return lattice.cartesian(SymmetryOperation.times(op.rotation, lattice.reduced(e)))
+        }
+        return (0..<3).map { r in (0..<3).map { c in columns[c][r] } }
+    }
+
+    /// Symmetrises a rank-2 Cartesian tensor (stress): sigma -> (1/N_op) sum_op R sigma R^T.
+    public func symmetrise(tensor: [[Double]], lattice: Lattice) -> [[Double]] {
+        guard operations.count > 1 else { return tensor }
+        var out = [[Double]](repeating: [0, 0, 0], count: 3)
+        for op in operations {
+            let r = cartesianRotation(op, lattice: lattice)
+            for i in 0..<3 {
+                for j in 0..<3 {
+                    var s = 0.0
+                    for k in 0..<3 { for l in 0..<3 { s += r[i][k] * tensor[k][l] * r[j][l] } }
+                    out[i][j] += s
+                }
+            }
+        }
+        return out.map { $0.map { $0 / Double(operations.count) } }
+    }
+
     /// Symmetrises a function on the FFT grid: f(x) -> (1/N_op) sum_op f(W x + t), done on its
     /// Fourier coefficients, f(G') -> (1/N_op) sum_op f(W^{-T} G') e^{2 pi i (W^{-T} G') . t},
     /// one sum per orbit of Miller indices (`OrbitTable`); coefficients whose orbit leaves the

@@ -44,11 +44,15 @@ public struct SystemSpec: Equatable {
     /// Use the crystal's space group: k-points reduced to the irreducible wedge, density
     /// symmetrised. false keeps time reversal only.
     public var symmetry: Bool
+    /// The cell whose metric selects the plane waves (|k+G|^2/2 <= ecut measured in it), or nil for
+    /// `lattice` itself. Setting it to a reference cell keeps the same plane-wave set (Miller
+    /// indices) under strain, which is the set the analytic stress differentiates at.
+    public var basisLattice: [[Double]]?
 
     public init(lattice: [[Double]], atoms: [AtomSpec], pseudo: PseudoSpec = .table("gth-pade"),
                 ecut: Double, kpts: [Int] = [1, 1, 1], kshift: [Double] = [0, 0, 0],
                 fftSize: [Int]? = nil, charge: Double = 0, smearing: String? = nil, temperature: Double? = nil,
-                magmoms: [Double]? = nil, symmetry: Bool = true) {
+                magmoms: [Double]? = nil, symmetry: Bool = true, basisLattice: [[Double]]? = nil) {
         self.lattice = lattice
         self.atoms = atoms
         self.pseudo = pseudo
@@ -61,6 +65,7 @@ public struct SystemSpec: Equatable {
         self.temperature = temperature
         self.magmoms = magmoms
         self.symmetry = symmetry
+        self.basisLattice = basisLattice
     }
 }
 

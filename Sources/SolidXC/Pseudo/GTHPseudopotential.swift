@@ -93,6 +93,19 @@ public struct GTHPseudopotential: Equatable, Sendable {
             + GTHPseudopotential.twoPiToThreeHalves * rloc * rloc * rloc * gauss * poly
     }
 
+    /// d`localFourier`/dq at q > 0 (Hartree·bohr⁴), for the stress.
+    public func localFourierDerivative(_ q: Double) -> Double {
+        let r2 = rloc * rloc
+        let t2 = q * q * r2
+        let gauss = exp(-0.5 * t2)
+        let (c1, c2, c3, c4) = paddedCloc
+        let poly = c1 + c2 * (3 - t2) + c3 * (15 - t2 * (10 - t2))
+            + c4 * (105 - t2 * (105 - t2 * (21 - t2)))
+        let slope = -c2 + c3 * (-10 + 2 * t2) + c4 * (-105 + t2 * (42 - 3 * t2))  // d poly / d(t²)
+        return 4 * Double.pi * zion * gauss * (2 / (q * q * q) + r2 / q)
+            + GTHPseudopotential.twoPiToThreeHalves * rloc * r2 * gauss * q * r2 * (2 * slope - poly)
+    }
+
     /// lim_{q→0} [`localFourier(q)` + 4πZ/q²] = 2πZ rloc² + (2π)^{3/2} rloc³ (C1 + 3C2 + 15C3 + 105C4)
     /// (Hartree·bohr³), i.e. ∫ (V_loc(r) + Z/r) d³r. This is the "alpha" of the psp core
     /// energy, E = (Σ_atoms alpha) · N_electrons / Ω.
@@ -126,6 +139,72 @@ public struct GTHPseudopotential: Equatable, Sendable {
         default: poly = 1 - 2 * t2 * a + t2 * t2 * a / Double(2 * l + 5)
         }
         return channel.fourierPrefactor[i] * tl * exp(-0.5 * t2) * poly
+    }
+
+    /// d`projectorFourier(l:i:q:)`/dq (bohr^{5/2}), for the stress.
+    public func projectorFourierDerivative(l: Int, i: Int, q: Double) -> Double {
+        precondition(l >= 0 && l < channels.count && i >= 0 && i < channels[l].h.count,
+                     "GTH projector (l=\(l), i=\(i)) does not exist for \(element)")
+        let channel = channels[l]
+        let t = q * channel.radius
+        let t2 = t * t
+        var tlm1 = 1.0  // t^(l-1) for l ≥ 1
+        for _ in 1..<max(l, 1) { tlm1 *= t }
+        let tl = l == 0 ? 1 : tlm1 * t
+        let dtl = l == 0 ? 0 : Double(l) * tlm1  // d t^l / dt
+        let a = 1 / Double(2 * l + 3)
+        let poly: Double, slope: Double  // poly(t²) and its derivative in t²
+        switch i {
+        case 0: (poly, slope) = (1, 0)
+        case 1: (poly, slope) = (1 - t2 * a, -a)
+        default: (poly, slope) = (1 - 2 * t2 * a + t2 * t2 * a / Double(2 * l + 5), -2 * a + 2 * t2 * a / Double(2 * l + 5))
+        }
+        let dt = exp(-0.5 * t2) * (dtl * poly - tl * t * poly + tl * 2 * t * slope)
+        return channel.fourierPrefactor[i] * channel.radius * dt
+    }
+
+    /// Writes the gradients ∇_q Y_{l,m}(q̂) (1/bohr) of the real spherical harmonics at q =
+    /// `direction` (not normalised) into `into[3(m+l) ..< 3(m+l)+3]`, m = -l...l. Zeros at q = 0.
+    /// With Y = H(q̂) for the homogeneous polynomial H of degree l, ∇Y = (∇H(u) - l H(u) u)/|q|.
+    public static func realSphericalHarmonicsGradient(l: Int, direction: (Double, Double, Double),
+                                                      into grad: UnsafeMutablePointer<Double>) {
+        precondition(l >= 0 && l <= 3, "real spherical harmonics implemented for l ≤ 3, got \(l)")
+        let r2 = direction.0 * direction.0 + direction.1 * direction.1 + direction.2 * direction.2
+        let count = 2 * l + 1
+        guard l > 0, r2 > 0 else {
+            for c in 0..<(3 * count) { grad[c] = 0 }
+            return
+        }
+        let invr = 1 / r2.squareRoot()
+        let x = direction.0 * invr, y = direction.1 * invr, z = direction.2 * invr
+        var h: [(Double, Double, Double)]  // ∇H(u) per m
+        switch l {
+        case 1:
+            let c = 0.4886025119029199
+            h = [(0, c, 0), (0, 0, c), (c, 0, 0)]
+        case 2:
+            let c1 = 1.0925484305920792, c0 = 0.31539156525252005, c2 = 0.5462742152960396
+            h = [(c1 * y, c1 * x, 0), (0, c1 * z, c1 * y), (-2 * c0 * x, -2 * c0 * y, 4 * c0 * z),
+                 (c1 * z, 0, c1 * x), (2 * c2 * x, -2 * c2 * y, 0)]
+        default:
+            let c3 = 0.5900435899266435, c2a = 2.890611442640554, c1 = 0.4570457994644658
+            let c0 = 0.3731763325901154, c2b = 1.445305721320277
+            h = [(6 * c3 * x * y, 3 * c3 * (x * x - y * y), 0),
+                 (c2a * y * z, c2a * x * z, c2a * x * y),
+                 (-2 * c1 * x * y, c1 * (4 * z * z - x * x - 3 * y * y), 8 * c1 * y * z),
+                 (-6 * c0 * x * z, -6 * c0 * y * z, c0 * (6 * z * z - 3 * x * x - 3 * y * y)),
+                 (c1 * (4 * z * z - 3 * x * x - y * y), -2 * c1 * x * y, 8 * c1 * x * z),
+                 (2 * c2b * x * z, -2 * c2b * y * z, c2b * (x * x - y * y)),
+                 (3 * c3 * (x * x - y * y), -6 * c3 * x * y, 0)]
+        }
+        var values = [Double](repeating: 0, count: count)
+        values.withUnsafeMutableBufferPointer { realSphericalHarmonics(l: l, direction: direction, into: $0.baseAddress!) }
+        let fl = Double(l)
+        for m in 0..<count {
+            grad[3 * m] = (h[m].0 - fl * values[m] * x) * invr
+            grad[3 * m + 1] = (h[m].1 - fl * values[m] * y) * invr
+            grad[3 * m + 2] = (h[m].2 - fl * values[m] * z) * invr
+        }
     }
 
     /// Writes the 2l+1 real spherical harmonics Y_{l,m}, m = -l...l, at `direction` into

@@ -29,6 +29,8 @@ public struct PreparedSystem {
     public let smearing: Smearing?
     /// The space-group operations in use (identity only with `symmetry: false`).
     public let symmetry: CrystalSymmetry
+    /// The cell whose metric selects the plane waves (`SystemSpec.basisLattice`), or nil for the model's lattice.
+    public let basisLattice: Lattice?
 
     /// Largest supported values: they keep every size computation far from integer overflow.
     static let maxEcut = 1e5
@@ -44,10 +46,15 @@ public struct PreparedSystem {
         self.spec = spec
         let model = try Model(spec)
         self.model = model
+        basisLattice = try spec.basisLattice.map { try PreparedSystem.basisLattice($0, of: model.lattice) }
+        let sphereLattice = basisLattice ?? model.lattice
         _ = try KGrid(size: spec.kpts, shift: spec.kshift, timeReversal: false, rotations: [])
-        // FFT grid: checked in Double before any Int conversion.
+        // FFT grid: checked in Double before any Int conversion. The box must hold the density
+        // sphere of the cell and the plane waves' Miller range doubled.
         let gmaxDensity = 2 * (2 * spec.ecut).squareRoot()
-        let needed = (0..<3).map { 2 * (gmaxDensity * norm(model.lattice.vectors[$0]) / (2 * Double.pi)).rounded(.down) + 1 }
+        let needed = (0..<3).map { i in
+            [model.lattice, sphereLattice].map { 2 * (gmaxDensity * norm($0.vectors[i]) / (2 * Double.pi)).rounded(.down) + 1 }.max()!
+        }
         let neededPoints = needed.reduce(1.0, *)
         if let requested = spec.fftSize {
             guard requested.count == 3, requested.allSatisfy({ $0 > 0 }) else {
@@ -64,7 +71,8 @@ public struct PreparedSystem {
             guard neededPoints <= PreparedSystem.maxGridPoints else {
                 throw SolidXCError.memory(message: "ecut: ecut \(spec.ecut) Ha on this cell needs an FFT grid of about \(megabytes(needed[0], scale: 1))x\(megabytes(needed[1], scale: 1))x\(megabytes(needed[2], scale: 1)) points (about \(megabytes(neededPoints * 16 * 40)) MB for the grids alone), more than this build supports (6.4e7 points); lower ecut")
             }
-            fftSize = PlaneWaveBasis.defaultFFTSize(lattice: model.lattice, ecut: spec.ecut)
+            let sizes = [model.lattice, sphereLattice].map { PlaneWaveBasis.defaultFFTSize(lattice: $0, ecut: spec.ecut) }
+            fftSize = (0..<3).map { i in max(sizes[0][i], sizes[1][i]) }
         }
         // Atoms may map onto each other only with the same element, pseudopotential and moment.
         if spec.symmetry {
@@ -77,6 +85,7 @@ public struct PreparedSystem {
             }
             symmetry = CrystalSymmetry.find(lattice: model.lattice, positions: model.atoms.map { $0.position }, kinds: kinds)
                 .restricted(kgridSize: spec.kpts, shift: spec.kshift, fftSize: fftSize)
+                .restricted(preservingMetricOf: sphereLattice)
         } else {
             symmetry = .identity
         }
@@ -97,6 +106,23 @@ public struct PreparedSystem {
         guard smearing != nil || abs(units - units.rounded()) < 1e-8 else {
             throw SolidXCError.input(field: "smearing", message: "the cell has \(model.nelectrons) valence electrons, which cannot fill whole bands of two electrons; set smearing (for example smearing=\"fermi-dirac\", temperature=0.01) or spin polarisation (magmoms)")
         }
+    }
+}
+
+extension PreparedSystem {
+    /// Validates `basis_lattice`: a cell, and close enough to the lattice (each vector within 20 %)
+    /// that its plane-wave set is a sensible basis for the strained cell.
+    static func basisLattice(_ rows: [[Double]], of lattice: Lattice) throws -> Lattice {
+        let cell: Lattice
+        do {
+            cell = try Lattice(rows: rows)
+        } catch SolidXCError.input(_, let message) {
+            throw SolidXCError.input(field: "basis_lattice", message: message)
+        }
+        for i in 0..<3 where norm(cell.vectors[i] - lattice.vectors[i]) > 0.2 * norm(lattice.vectors[i]) {
+            throw SolidXCError.input(field: "basis_lattice", message: "vector \(i + 1) differs from the lattice's by more than 20 %; it is meant to be the reference cell of a small strain")
+        }
+        return cell
     }
 }
 
@@ -142,7 +168,8 @@ public func runSCF(system prepared: PreparedSystem, options: SCFOptions) throws 
     guard need <= limit else {
         throw SolidXCError.memory(message: "ecut: this calculation needs about \(megabytes(need)) MB but only \(megabytes(limit)) MB are available; lower ecut or the k-grid")
     }
-    let basis = try PlaneWaveBasis(model: model, ecut: system.ecut, kgrid: prepared.kgrid, fftSize: prepared.fftSize, symmetry: prepared.symmetry)
+    let basis = try PlaneWaveBasis(model: model, ecut: system.ecut, kgrid: prepared.kgrid, fftSize: prepared.fftSize, symmetry: prepared.symmetry,
+                                   sphereLattice: prepared.basisLattice)
     // With the default band count, a metal whose top band still holds electrons is rerun with
     // half as many bands again (at least 4 more), up to three times.
     var extra = 0

@@ -160,38 +160,29 @@ public final class SelfConsistentField {
         openblas_set_num_threads(1)
         let needDense = (0..<jobs).contains { basis.kpoints[$0 % nk].count <= max(SelfConsistentField.denseLimit, 3 * nbands) }
         let vG: [[Complex]] = needDense ? (0..<nspin).map { sp in basis.fft.forward(real: Array(potential[(sp * n)..<((sp + 1) * n)])) } : []
-        potential.withUnsafeBufferPointer { vp in
-            let workers = min(threads, jobs)
-            parallelWorkers(workers) { [self] worker in
-                var job = worker
-                while job < jobs {
-                    let s = job / nk
-                    let kb = basis.kpoints[job % nk]
-                    let h = HamiltonianBlock(basis: basis, k: job % nk, spin: s,
-                                             potential: UnsafeBufferPointer(rebasing: vp[(s * n)..<((s + 1) * n)]), terms: terms)
-                    var values: [Double]
-                    var vectors: [Complex]
-                    var count = 0
-                    if kb.count <= max(SelfConsistentField.denseLimit, 3 * nbands) {
-                        let (allValues, allVectors) = SmallEigen.hermitian(h.denseMatrix(potentialG: vG[s]), n: kb.count)
-                        values = Array(allValues.prefix(nbands))
-                        vectors = Array(allVectors.prefix(kb.count * nbands))
-                    } else {
-                        let solver = LOBPCG(n: kb.count, m: nbands, apply: { h.apply($0, nvec: $1) }, kinetic: kb.kinetic)
-                        let start = previous.count == jobs && previous[job].count == kb.count * nbands
-                            ? previous[job] : [Complex](repeating: .zero, count: kb.count * nbands)
-                        let result = solver.run(initial: start, tol: tol, maxiter: 200)
-                        values = result.values
-                        vectors = result.vectors
-                        count = result.iterations
-                    }
-                    lock.withLock {
-                        orbitals[job] = vectors
-                        eigenvalues[job] = values
-                        iterations[job] = count
-                    }
-                    job += workers
-                }
+        forEachBlock(potential: potential) { [self] job, h in
+            let s = job / nk
+            let kb = basis.kpoints[job % nk]
+            var values: [Double]
+            var vectors: [Complex]
+            var count = 0
+            if kb.count <= max(SelfConsistentField.denseLimit, 3 * nbands) {
+                let (allValues, allVectors) = SmallEigen.hermitian(h.denseMatrix(potentialG: vG[s]), n: kb.count)
+                values = Array(allValues.prefix(nbands))
+                vectors = Array(allVectors.prefix(kb.count * nbands))
+            } else {
+                let solver = LOBPCG(n: kb.count, m: nbands, apply: { h.apply($0, nvec: $1) }, kinetic: kb.kinetic)
+                let start = previous.count == jobs && previous[job].count == kb.count * nbands
+                    ? previous[job] : [Complex](repeating: .zero, count: kb.count * nbands)
+                let result = solver.run(initial: start, tol: tol, maxiter: 200)
+                values = result.values
+                vectors = result.vectors
+                count = result.iterations
+            }
+            lock.withLock {
+                orbitals[job] = vectors
+                eigenvalues[job] = values
+                iterations[job] = count
             }
         }
         for job in 0..<jobs where eigenvalues[job].count != nbands {

@@ -4,10 +4,13 @@ public final class EwaldTerm: Term {
     public let energy: Double
     /// -dE/dR per atom (Ha/bohr).
     let ionForces: [Vec3]
+    /// dE/d(eps_ab) (Ha).
+    let ionStrainDerivative: [[Double]]
     public init(model: Model) {
-        (energy, ionForces) = ewaldSum(lattice: model.lattice, charges: model.atoms.map { $0.pseudo.zion },
+        (energy, ionForces, ionStrainDerivative) = ewaldSum(lattice: model.lattice, charges: model.atoms.map { $0.pseudo.zion },
                                        positions: model.atoms.map { $0.position })
     }
     public func evaluate(_ state: SCFState) throws -> TermEvaluation { TermEvaluation(energy: energy, potential: nil) }
     public func forces(_ state: SCFState) throws -> [Vec3]? { ionForces }
+    public func strainDerivative(_ state: SCFState) throws -> [[Double]]? { ionStrainDerivative }
 }

@@ -36,6 +36,28 @@ public final class Hartree: Term {
         return TermEvaluation(energy: e, potential: v)
     }
 
+    /// E = (1/(2 Omega)) sum 4 pi |Omega rho(G)|^2 / G^2 with Omega rho(G) fixed, and
+    /// dG^2/d(eps_ab) = -2 G_a G_b: dE/d(eps_ab) = -E delta_ab + (Omega/2) sum 4 pi |rho(G)|^2 2 G_a G_b / G^4.
+    public func strainDerivative(_ state: SCFState) throws -> [[Double]]? {
+        let n = basis.gridCount
+        var total = [Double](repeating: 0, count: n)
+        for s in 0..<state.nspin { for i in 0..<n { total[i] += state.rho[s * n + i] } }
+        let rhoG = basis.fft.forward(real: total)
+        let omega = basis.model.lattice.volume
+        var energy = 0.0
+        var d = [[Double]](repeating: [0, 0, 0], count: 3)
+        for i in 0..<n {
+            let g2 = basis.gNorm2[i]
+            if g2 == 0 { continue }
+            let e = 0.5 * omega * 4 * Double.pi * rhoG[i].norm2 / g2
+            energy += e
+            let g = basis.gVectors[i]
+            for a in 0..<3 { for b in 0..<3 { d[a][b] += 2 * e * g[a] * g[b] / g2 } }
+        }
+        for a in 0..<3 { d[a][a] -= energy }
+        return d
+    }
+
     public func applyKernel(rho: [Double], drho: [Double], nspin: Int) throws -> [Double]? {
         potential(ofTotal: drho, nspin: nspin).potential
     }

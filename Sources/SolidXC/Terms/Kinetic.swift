@@ -24,6 +24,29 @@ public final class Kinetic: Term {
         return TermEvaluation(energy: energy, potential: nil)
     }
 
+    /// |k+G|^2 goes to |(1 - eps^T)(k+G)|^2 under strain, so dE/d(eps_ab) = -sum w f |c|^2 q_a q_b.
+    public func strainDerivative(_ state: SCFState) throws -> [[Double]]? {
+        let nk = basis.kpoints.count
+        var d = [[Double]](repeating: [0, 0, 0], count: 3)
+        for s in 0..<state.nspin {
+            for (k, kb) in basis.kpoints.enumerated() {
+                let psi = state.orbitals[s * nk + k]
+                let occ = state.occupations[s * nk + k]
+                let npw = kb.count
+                var density = [Double](repeating: 0, count: npw)
+                for n in 0..<state.nbands where occ[n] != 0 {
+                    for g in 0..<npw { density[g] += occ[n] * psi[n * npw + g].norm2 }
+                }
+                for g in 0..<npw {
+                    let q = kb.kPlusG[g]
+                    let w = kb.weight * density[g]
+                    for a in 0..<3 { for b in 0..<3 { d[a][b] -= w * q[a] * q[b] } }
+                }
+            }
+        }
+        return d
+    }
+
     public func addDenseOperator(k: Int, spin: Int, matrix: UnsafeMutablePointer<Complex>, npw: Int) {
         let kin = basis.kpoints[k].kinetic
         for g in 0..<npw { matrix[g * npw + g].re += kin[g] }

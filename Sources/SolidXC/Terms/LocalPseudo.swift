@@ -57,6 +57,34 @@ public final class LocalPseudo: Term {
         return TermEvaluation(energy: energy, potential: potential)
     }
 
+    /// E = sum_a sum_{G != 0} v_a(|G|) Re[e^{iG.tau_a} rho(G)] with rho(G) proportional to 1/Omega at fixed
+    /// state and d|G|/d(eps_ab) = -G_a G_b/|G|: dE/d(eps_ab) = -E delta_ab - sum v_a'(|G|) G_a G_b/|G| Re[...].
+    public func strainDerivative(_ state: SCFState) throws -> [[Double]]? {
+        let n = basis.gridCount
+        var total = [Double](repeating: 0, count: n)
+        for s in 0..<state.nspin { for i in 0..<n { total[i] += state.rho[s * n + i] } }
+        let rhoG = basis.fft.forward(real: total)
+        let atoms = basis.model.atoms
+        var energy = 0.0
+        var d = [[Double]](repeating: [0, 0, 0], count: 3)
+        for members in LocalPseudo.elementGroups(atoms) {
+            let pseudo = atoms[members[0]].pseudo
+            for idx in 0..<n {
+                let g2 = basis.gNorm2[idx]
+                if g2 == 0 { continue }
+                let gn = g2.squareRoot()
+                let g = basis.gVectors[idx]
+                var re = 0.0
+                for a in members { re += (basis.structureFactor(g, atoms[a].position).conjugate * rhoG[idx]).re }
+                energy += pseudo.localFourier(gn) * re
+                let slope = pseudo.localFourierDerivative(gn) * re / gn
+                for a in 0..<3 { for b in 0..<3 { d[a][b] -= slope * g[a] * g[b] } }
+            }
+        }
+        for a in 0..<3 { d[a][a] -= energy }
+        return d
+    }
+
     /// E = sum_a sum_{G != 0} v_a(|G|) Re[e^{iG.tau_a} rho(G)] with rho(G) the spin-summed density's
     /// coefficients, so F_a = sum_{G != 0} G v_a(|G|) Im[e^{iG.tau_a} rho(G)].
     public func forces(_ state: SCFState) throws -> [Vec3]? {

@@ -16,13 +16,15 @@ public final class NonlocalPseudo: Term {
     public let nproj: Int
     /// The atom of each projector channel.
     let channelAtom: [Int]
+    /// Projector channel (atom, l, m index 0...2l, projector i), in column order of P.
+    struct Channel { let atom: Int; let l: Int; let m: Int; let i: Int }
+    let channels: [Channel]
 
     public init(basis: PlaneWaveBasis) {
         self.basis = basis
         let model = basis.model
         let omega = model.lattice.volume
         // Enumerate projector channels (atom, l, m, i) and the couplings between them.
-        struct Channel { let atom: Int; let l: Int; let m: Int; let i: Int }
         var channels: [Channel] = []
         for (a, atom) in model.atoms.enumerated() {
             let ps = atom.pseudo
@@ -33,6 +35,7 @@ public final class NonlocalPseudo: Term {
             }
         }
         nproj = channels.count
+        self.channels = channels
         channelAtom = channels.map { $0.atom }
         var d = [Complex](repeating: .zero, count: nproj * nproj)
         for (p, cp) in channels.enumerated() {
@@ -73,10 +76,14 @@ public final class NonlocalPseudo: Term {
 
     /// c = P^H psi for nbands orbitals (nproj x nbands).
     func projections(k: Int, psi: [Complex], nbands: Int) -> [Complex] {
-        let npw = basis.kpoints[k].count
+        projections(projectors[k], psi: psi, npw: basis.kpoints[k].count, nbands: nbands)
+    }
+
+    /// a^H psi for an npw x nproj matrix `a` (projectors or their derivatives), nproj x nbands.
+    func projections(_ a: [Complex], psi: [Complex], npw: Int, nbands: Int) -> [Complex] {
         var c = [Complex](repeating: .zero, count: nproj * nbands)
         if nproj == 0 { return c }
-        projectors[k].withUnsafeBufferPointer { p in
+        a.withUnsafeBufferPointer { p in
             psi.withUnsafeBufferPointer { s in
                 c.withUnsafeMutableBufferPointer { out in
                     gemmAdjointA(p.baseAddress!, s.baseAddress!, m: npw, p: nproj, q: nbands, out.baseAddress!)
@@ -84,6 +91,30 @@ public final class NonlocalPseudo: Term {
             }
         }
         return c
+    }
+
+    /// Calls `body` for each (spin, k) block of the state with its k index, orbitals,
+    /// occupations, projections c = P^H psi and D c.
+    func forEachBlock(_ state: SCFState, _ body: (Int, [Complex], _ occupations: [Double], [Complex], [Complex]) -> Void) {
+        let nk = basis.kpoints.count
+        for s in 0..<state.nspin {
+            for k in 0..<nk {
+                let psi = state.orbitals[s * nk + k]
+                let c = projections(k: k, psi: psi, nbands: state.nbands)
+                body(k, psi, state.occupations[s * nk + k], c, coupled(c, nvec: state.nbands))
+            }
+        }
+    }
+
+    /// sum_n f_n 2 Re[conj(x_pn) y_pn] over the occupied bands, for nproj x nbands x and y.
+    func occupiedOverlap(_ x: [Complex], _ y: [Complex], occupations occ: [Double], nbands: Int) -> Double {
+        var sum = 0.0
+        for n in 0..<nbands where occ[n] != 0 {
+            var e = 0.0
+            for p in 0..<nproj { e += x[n * nproj + p].re * y[n * nproj + p].re + x[n * nproj + p].im * y[n * nproj + p].im }
+            sum += 2 * occ[n] * e
+        }
+        return sum
     }
 
     /// D c for nvec projection vectors (nproj x nvec).
@@ -133,45 +164,95 @@ public final class NonlocalPseudo: Term {
         let natom = basis.model.atoms.count
         var derivative = [Vec3](repeating: .zero, count: natom)
         guard nproj > 0 else { return derivative }
-        let nk = basis.kpoints.count
         let nbands = state.nbands
-        for s in 0..<state.nspin {
-            for k in 0..<nk {
-                let occ = state.occupations[s * nk + k]
-                let kb = basis.kpoints[k]
-                let npw = kb.count
-                let psi = state.orbitals[s * nk + k]
-                let c = projections(k: k, psi: psi, nbands: nbands)
-                let dc = coupled(c, nvec: nbands)
-                var scaled = [Complex](repeating: .zero, count: npw * nproj)
-                var derived = [Complex](repeating: .zero, count: nproj * nbands)
-                for direction in 0..<3 {
-                    // (-i q_direction) beta_p, column by column.
+        forEachBlock(state) { k, psi, occ, _, dc in
+            let kb = basis.kpoints[k]
+            let npw = kb.count
+            var scaled = [Complex](repeating: .zero, count: npw * nproj)
+            for direction in 0..<3 {
+                // (-i q_direction) beta_p, column by column.
+                for p in 0..<nproj {
+                    for g in 0..<npw {
+                        let b = projectors[k][p * npw + g]
+                        let q = kb.kPlusG[g][direction]
+                        scaled[p * npw + g] = Complex(q * b.im, -q * b.re)
+                    }
+                }
+                let derived = projections(scaled, psi: psi, npw: npw, nbands: nbands)
+                for n in 0..<nbands where occ[n] != 0 {
+                    let factor = 2 * kb.weight * occ[n]
                     for p in 0..<nproj {
-                        for g in 0..<npw {
-                            let b = projectors[k][p * npw + g]
-                            let q = kb.kPlusG[g][direction]
-                            scaled[p * npw + g] = Complex(q * b.im, -q * b.re)
-                        }
-                    }
-                    scaled.withUnsafeBufferPointer { pp in
-                        psi.withUnsafeBufferPointer { sp in
-                            derived.withUnsafeMutableBufferPointer { out in
-                                gemmAdjointA(pp.baseAddress!, sp.baseAddress!, m: npw, p: nproj, q: nbands, out.baseAddress!)
-                            }
-                        }
-                    }
-                    for n in 0..<nbands where occ[n] != 0 {
-                        let factor = 2 * kb.weight * occ[n]
-                        for p in 0..<nproj {
-                            let a = derived[n * nproj + p], b = dc[n * nproj + p]
-                            derivative[channelAtom[p]][direction] += factor * (a.re * b.re + a.im * b.im)
-                        }
+                        let a = derived[n * nproj + p], b = dc[n * nproj + p]
+                        derivative[channelAtom[p]][direction] += factor * (a.re * b.re + a.im * b.im)
                     }
                 }
             }
         }
         return derivative.map { -$0 }
+    }
+
+    /// Per Cartesian direction c, the matrix (npw x nproj) of d beta_p / d q_c at k, with beta's
+    /// phase e^{-iq.tau} held fixed (it is invariant under strain at fixed Miller indices):
+    /// (1/sqrt(Omega)) (-i)^l e^{-iq.tau} [p'(|q|) q^_c Y_lm + p(|q|) d_c Y_lm].
+    func projectorGradients(k: Int) -> [[Complex]] {
+        let model = basis.model
+        let kb = basis.kpoints[k]
+        let npw = kb.count
+        let invSqrtOmega = 1 / model.lattice.volume.squareRoot()
+        var out = [[Complex]](repeating: [Complex](repeating: .zero, count: npw * nproj), count: 3)
+        var ylm = [Double](repeating: 0, count: 7)
+        var dylm = [Double](repeating: 0, count: 21)
+        let powers: [Complex] = [Complex(1, 0), Complex(0, -1), Complex(-1, 0), Complex(0, 1)]
+        for g in 0..<npw {
+            let q = kb.kPlusG[g]
+            let qn = norm(q)
+            let dir = qn > 0 ? q / qn : Vec3(0, 0, 0)
+            for (c, ch) in channels.enumerated() {
+                let pseudo = model.atoms[ch.atom].pseudo
+                ylm.withUnsafeMutableBufferPointer { GTHPseudopotential.realSphericalHarmonics(l: ch.l, direction: (q.x, q.y, q.z), into: $0.baseAddress!) }
+                dylm.withUnsafeMutableBufferPointer { GTHPseudopotential.realSphericalHarmonicsGradient(l: ch.l, direction: (q.x, q.y, q.z), into: $0.baseAddress!) }
+                let radial = pseudo.projectorFourier(l: ch.l, i: ch.i, q: qn)
+                let slope = pseudo.projectorFourierDerivative(l: ch.l, i: ch.i, q: qn)
+                let factor = invSqrtOmega * (powers[ch.l % 4] * Complex.phase(-dot(q, model.atoms[ch.atom].position)))
+                for d in 0..<3 {
+                    out[d][c * npw + g] = (slope * dir[d] * ylm[ch.m] + radial * dylm[3 * ch.m + d]) * factor
+                }
+            }
+        }
+        return out
+    }
+
+    /// beta ~ Omega^{-1/2} f(q) with q -> (1 - eps^T) q, so at fixed Miller indices
+    /// d beta/d(eps_ab) = -beta delta_ab / 2 - (q_b d_a f + q_a d_b f)/2 (symmetrised), and
+    /// dE/d(eps_ab) = -E delta_ab + sum_k w_k sum_n f_n 2 Re[<d_ab beta|psi>^* (D c)].
+    public func strainDerivative(_ state: SCFState) throws -> [[Double]]? {
+        var d = [[Double]](repeating: [0, 0, 0], count: 3)
+        guard nproj > 0 else { return d }
+        let nbands = state.nbands
+        var energy = 0.0
+        forEachBlock(state) { k, psi, occ, c, dc in
+            let kb = basis.kpoints[k]
+            let npw = kb.count
+            energy += 0.5 * kb.weight * occupiedOverlap(c, dc, occupations: occ, nbands: nbands)
+            let grads = projectorGradients(k: k)
+            var scaled = [Complex](repeating: .zero, count: npw * nproj)
+            for a in 0..<3 {
+                for b in a..<3 {
+                    for p in 0..<nproj {
+                        for g in 0..<npw {
+                            let q = kb.kPlusG[g]
+                            scaled[p * npw + g] = -0.5 * (q[b] * grads[a][p * npw + g] + q[a] * grads[b][p * npw + g])
+                        }
+                    }
+                    let derived = projections(scaled, psi: psi, npw: npw, nbands: nbands)
+                    let sum = kb.weight * occupiedOverlap(derived, dc, occupations: occ, nbands: nbands)
+                    d[a][b] += sum
+                    if a != b { d[b][a] += sum }
+                }
+            }
+        }
+        for a in 0..<3 { d[a][a] -= energy }
+        return d
     }
 
     public func addDenseOperator(k: Int, spin: Int, matrix: UnsafeMutablePointer<Complex>, npw: Int) {

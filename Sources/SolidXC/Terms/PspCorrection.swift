@@ -8,4 +8,5 @@ public final class PspCorrection: Term {
         energy = model.nelectrons * alpha / model.lattice.volume
     }
     public func evaluate(_ state: SCFState) throws -> TermEvaluation { TermEvaluation(energy: energy, potential: nil) }
+    public func strainDerivative(_ state: SCFState) throws -> [[Double]]? { isotropicStrainDerivative(energy) }
 }

@@ -54,6 +54,12 @@ public protocol Term: AnyObject {
     /// the k-points the basis holds, so with a reduced k-set the result still needs
     /// `CrystalSymmetry.symmetrise(forces:...)`.
     func forces(_ state: SCFState) throws -> [Vec3]?
+    /// Strain derivative dE/d(eps_ab) of this term's energy (Ha per cell, 3x3, row-major) under the
+    /// homogeneous strain r -> (1 + eps) r, at fixed orbital coefficients, occupations and Miller
+    /// indices (so Omega rho(G) is fixed), or nil for a term without one (entropy: -TS depends
+    /// only on the occupations). The stress is (1/Omega) dE/d(eps). Orbital terms sum the k-points
+    /// the basis holds, so with a reduced k-set the sum still needs `CrystalSymmetry.symmetrise(tensor:...)`.
+    func strainDerivative(_ state: SCFState) throws -> [[Double]]?
 }
 
 public extension Term {
@@ -62,4 +68,10 @@ public extension Term {
     func applyOperator(k: Int, spin: Int, input: UnsafePointer<Complex>, output: UnsafeMutablePointer<Complex>, npw: Int, nvec: Int) {}
     func applyKernel(rho: [Double], drho: [Double], nspin: Int) throws -> [Double]? { nil }
     func forces(_ state: SCFState) throws -> [Vec3]? { nil }
+    func strainDerivative(_ state: SCFState) throws -> [[Double]]? { nil }
+}
+
+/// -E delta_ab: the strain derivative of an energy proportional to 1/Omega at fixed state.
+func isotropicStrainDerivative(_ energy: Double) -> [[Double]] {
+    (0..<3).map { a in (0..<3).map { b in a == b ? -energy : 0 } }
 }

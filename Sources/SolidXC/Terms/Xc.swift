@@ -103,15 +103,23 @@ public final class Xc: Term {
         return (e, vrho, vsigma)
     }
 
+    /// The functional at a density: the spin densities' gradients and sigma (GGA), e, vrho, vsigma.
+    func evaluateFunctional(rho: [Double], nspin: Int) throws
+        -> (grads: [[[Double]]], sigma: [Double], e: [Double], vrho: [Double], vsigma: [Double]) {
+        let gga = functional.family == .gga
+        let grads = gga ? spinGradients(rho, nspin: nspin) : []
+        let sigma = gga ? sigmas(grads, nspin: nspin) : []
+        let (e, vrho, vsigma) = try evaluateFunctional(rho: rho, sigma: sigma, nspin: nspin)
+        return (grads, sigma, e, vrho, vsigma)
+    }
+
     public func localPotential(_ state: SCFState) throws -> [Double]? { try evaluate(state).potential }
 
     public func evaluate(_ state: SCFState) throws -> TermEvaluation {
         let n = basis.gridCount
         let nspin = state.nspin
         let gga = functional.family == .gga
-        let grads = gga ? spinGradients(state.rho, nspin: nspin) : []
-        let sigma = gga ? sigmas(grads, nspin: nspin) : []
-        let (e, vrho, vsigma) = try evaluateFunctional(rho: state.rho, sigma: sigma, nspin: nspin)
+        let (grads, _, e, vrho, vsigma) = try evaluateFunctional(rho: state.rho, nspin: nspin)
         var energy = 0.0
         for i in 0..<n { energy += e[i] }
         energy *= basis.dv
@@ -128,6 +136,39 @@ public final class Xc: Term {
 
     public func applyKernel(rho: [Double], drho: [Double], nspin: Int) throws -> [Double]? {
         try XcKernel(xc: self, rho: rho, nspin: nspin).apply(drho)
+    }
+
+    /// E = int e(rho_s, sigma_st) dr with rho -> rho/J and grad -> (1 - eps^T) grad / J under
+    /// strain, so dE/d(eps_ab) = delta_ab int (e - sum_s vrho_s rho_s - 2 sum_p vsigma_p sigma_p)
+    ///  - int sum_p vsigma_p (d_a rho_s d_b rho_t + d_b rho_s d_a rho_t) for the pairs p = (s, t).
+    public func strainDerivative(_ state: SCFState) throws -> [[Double]]? {
+        let n = basis.gridCount
+        let nspin = state.nspin
+        let gga = functional.family == .gga
+        let (grads, sigma, e, vrho, vsigma) = try evaluateFunctional(rho: state.rho, nspin: nspin)
+        var trace = 0.0
+        for i in 0..<n { trace += e[i] }
+        for i in 0..<(nspin * n) { trace -= vrho[i] * state.rho[i] }
+        for i in 0..<sigma.count { trace -= 2 * vsigma[i] * sigma[i] }
+        var d = [[Double]](repeating: [0, 0, 0], count: 3)
+        let pairs = nspin == 1 ? [(0, 0)] : [(0, 0), (0, 1), (1, 1)]
+        for (p, (s, t)) in pairs.enumerated() where gga {
+            for a in 0..<3 {
+                for b in a..<3 {
+                    var sum = 0.0
+                    for i in 0..<n {
+                        sum += vsigma[p * n + i] * (grads[s][a][i] * grads[t][b][i] + grads[s][b][i] * grads[t][a][i])
+                    }
+                    d[a][b] -= sum * basis.dv
+                    if a != b { d[b][a] -= sum * basis.dv }
+                }
+            }
+        }
+        for a in 0..<3 { d[a][a] += trace * basis.dv }
+        guard d.joined().allSatisfy({ $0.isFinite }) else {
+            throw SolidXCError.callback(message: "xc: functional '\(functional.name)' gave a non-finite stress")
+        }
+        return d
     }
 }
 

@@ -114,7 +114,7 @@ def build(case, pp_dirpath='../../psp'):
     if case.get('nsppol', 1) == 2:
         v.update(nsppol='2', spinat='\n      '.join(f'0 0 {m:g}' for m in case['magmoms']))
     v.update(kptopt='2', ngkpt=' '.join(map(str, case['ngkpt'])), nshiftk='1', shiftk='0 0 0', istwfk='*1',
-             nsym='1', chksymbreak='0', nstep='300', tolvrs='1e-18', optforces='1',
+             nsym='1', chksymbreak='0', nstep='300', tolvrs='1e-18', optforces='1', optstress='1',
              pp_dirpath=f'"{pp_dirpath}"', pseudos=f'"{psp}"', prtwf='0', prtden='0', prteig='0')
     v.update(case.get('datasets', {}))
     head = [f'# SolidXC ABINIT force reference {case["tag"]}', f'# {text}; xc {case["xc"]} (ixc {ixc}); {table}',
@@ -144,6 +144,9 @@ def run_case(case):
     positions = np.array([p for _, p in meta['atoms']])
     assert np.abs(g['reduced_atom_positions'] @ lat - positions).max() < 1e-12
     forces = np.array(g['cartesian_forces'])
+    # GSR's cartesian_stress_tensor is Voigt (xx, yy, zz, yz, xz, xy), Ha/bohr^3.
+    v = np.array(g['cartesian_stress_tensor'], dtype=float)
+    stress = np.array([[v[0], v[5], v[4]], [v[5], v[1], v[3]], [v[4], v[3], v[2]]])
     drift = parse_drift(res['abo'])
     nspin = case.get('nsppol', 1)
     out = dict(tag=case['tag'], description=meta['text'], xc=case['xc'], ixc=meta['ixc'], pseudo=meta['table'],
@@ -153,6 +156,7 @@ def run_case(case):
                ngfft=None, smearing='fermi-dirac' if case.get('occopt') == 3 else None,
                tsmear_Ha=case.get('tsmear'), nsppol=nspin, magmoms_muB=case.get('magmoms'),
                etotal_Ha=float(g['etotal']), forces_cart_Ha_per_bohr=forces.tolist(), drift_Ha_per_bohr=drift,
+               stress_cart_Ha_per_bohr3=stress.tolist(),
                residual_res2=float(g['res2']) if 'res2' in g else None, abinit_wall_s=res['wall'],
                deck=f'decks/{case["tag"]}.abi', abinit_warnings=res['warnings'])
     if nspin == 2:
@@ -193,15 +197,18 @@ def main(argv=None):
         print('running', c['tag'], flush=True)
         old[c['tag']] = run_case(c)
         print('  forces', old[c['tag']]['forces_cart_Ha_per_bohr'], 'drift', old[c['tag']]['drift_Ha_per_bohr'],
+              'stress', old[c['tag']]['stress_cart_Ha_per_bohr3'],
               f'{old[c["tag"]]["abinit_wall_s"]:.1f} s', flush=True)
     order = [c['tag'] for c in case_list()]
-    data = dict(description='ABINIT reference forces on strained, displaced two-atom cells (GTH pseudopotentials)',
-                units=dict(forces='Ha/bohr', energy='Ha', lengths='bohr'),
+    data = dict(description='ABINIT reference forces and stress on strained, displaced two-atom cells (GTH pseudopotentials)',
+                units=dict(forces='Ha/bohr', stress='Ha/bohr^3', energy='Ha', lengths='bohr'),
                 generator=dict(script='python/tests/reference/abinit/forces/run_abinit_forces.py',
                                abinit_version=run_abinit.abinit_version(),
                                date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')),
                 conventions=dict(forces='cartesian_forces of the GSR file: -dE/dR with the mean force (drift) removed',
                                  drift="ABINIT's printed 'avg' of the Cartesian forces (frms,max,avg line), Ha/bohr",
+                                 stress='cartesian_stress_tensor of the GSR file (Voigt xx yy zz yz xz xy) as a 3x3 matrix: '
+                                        '(1/Omega) dE/d(strain) at fixed plane-wave set, ecutsm 0',
                                  symmetry='kptopt 2, nsym 1: no spatial symmetry'),
                 cases=[old[t] for t in order if t in old])
     with open(OUT_JSON, 'w') as f:

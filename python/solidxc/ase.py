@@ -360,6 +360,13 @@ class SolidXC(Calculator):
         """eV."""
         return self.scf_result.fermi_level * HARTREE_IN_EV
 
+    def band_structure(self, path: Any = None, npoints: int = 100, nbands: int | None = None):
+        """Non-self-consistent bands of the last SCF along ``path`` as an ASE
+        ``ase.spectrum.band_structure.BandStructure`` (eV; ``.plot()``): ``path`` is an ASE ``BandPath``
+        (e.g. ``atoms.cell.bandpath("GXWKGL", npoints=100)``), a string of special points, or None for
+        ASE's default path of the lattice. See :func:`solidxc.bands.band_structure`."""
+        return self.scf_result.band_structure(path, npoints=npoints, nbands=nbands).to_ase()
+
     def get_magnetic_moment(self, atoms: Any = None) -> float:
         return self.get_property("magmom", atoms)
 

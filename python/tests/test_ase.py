@@ -281,6 +281,21 @@ def test_initial_magnetic_moments_turn_on_spin_and_magmom_is_the_cell_moment():
     assert atoms.get_potential_energy(force_consistent=True) > magnetic + 0.05  # eV: the moment lowers F
 
 
+def test_band_structure_along_an_ase_bandpath_starts_at_the_scf_gamma_eigenvalues():
+    """calc.band_structure(atoms.cell.bandpath(...)) returns ASE's BandStructure in eV; its first k-point is
+    Gamma, which the Gamma-centred SCF grid also holds (irreducible k-point 0)."""
+    atoms = bulk("Si", "diamond", a=5.431)
+    atoms.calc = SolidXC(xc="lda,pw", ecut=10, kpts=(2, 2, 2), threads=1, nbands=8)
+    atoms.get_potential_energy()
+    calc = atoms.calc
+    assert calc.get_ibz_k_points()[0] == pytest.approx([0, 0, 0], abs=0)
+    path = atoms.cell.bandpath("GXWKGL", npoints=30)
+    bs = calc.band_structure(path)
+    assert bs.energies.shape == (1, len(path.kpts), 8)
+    assert bs.energies[0, 0] == pytest.approx(calc.get_eigenvalues(0), abs=1e-6)  # eV
+    assert bs.path is path
+
+
 # ------------------------------------------------------------------------------------------------------------
 # 4. Functionals: names, neural modules
 # ------------------------------------------------------------------------------------------------------------

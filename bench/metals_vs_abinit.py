@@ -36,50 +36,16 @@ import tempfile
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import common  # noqa: E402
 
-TOL, TSMEAR, NSTEP = 1e-10, 0.01, 200
-CASES = {
-    "al": dict(title="Al fcc a = 4.05 A, PBE, GTH-PBE q3", element="Al", a_angstrom=4.05, ecut=20.0,
-               kpts=(8, 8, 8), nband=6, magmoms=None, abinit_extra=[]),
-    "ni": dict(title="Ni fcc a = 3.52 A, spin-polarised PBE, GTH-PBE q18", element="Ni", a_angstrom=3.52,
-               ecut=120.0, kpts=(4, 4, 4), nband=14, magmoms=[1.0], abinit_extra=["diemix 0.7"]),
-}
+CASES = {name: common.CASES[name] for name in ("al", "ni")}
+TSMEAR = 0.01
 ENERGY_WARN_PER_ATOM = 1e-5
 
 
-def geometry(case):
-    a = case["a_angstrom"] / common.BOHR_ANGSTROM
-    return common.fcc_lattice(a), [(case["element"], [0.0, 0.0, 0.0])]
-
-
-def abinit_deck(case, symmetry: bool) -> str:
-    lattice, atoms = geometry(case)
-    k = case["kpts"]
-    settings = [
-        f"ecut {case['ecut']}", "ixc -101130", f"ngkpt {k[0]} {k[1]} {k[2]}", "nshiftk 1", "shiftk 0 0 0",
-        "occopt 3", f"tsmear {TSMEAR}", f"nband {case['nband']}", f"nstep {NSTEP}", f"toldfe {TOL}",
-    ]
-    if case["magmoms"]:
-        settings += ["nsppol 2", "spinat " + "  ".join(f"0.0 0.0 {m!r}" for m in case["magmoms"])]
-    settings += case["abinit_extra"]
-    return common.abinit_deck(lattice, atoms, psp_name(case), settings, symmetry)
-
-
-def psp_name(case):
-    return f"{case['element']}.gth-pbe.psp10"
-
-
-def solidxc_spec(case, threads):
-    lattice, atoms = geometry(case)
-    return {"lattice": lattice, "atoms": atoms, "pseudo": "gth-pbe", "ecut": case["ecut"], "kpts": case["kpts"],
-            "smearing": "fermi-dirac", "temperature": TSMEAR, "magmoms": case["magmoms"], "xc": "pbe", "tol": TOL,
-            "nband": case["nband"], "threads": threads, "maxiter": NSTEP}
-
-
 def report(name, case, repeats, threads, med, info):
-    k = case["kpts"]
-    spin = bool(case["magmoms"])
-    print(f"{case['title']}, Ecut {case['ecut']} Ha, k {k[0]}x{k[1]}x{k[2]}, Fermi-Dirac {TSMEAR} Ha, "
-          f"{case['nband']} bands, tol {TOL} Ha; median of {repeats} alternating runs; "
+    k = case.kpts
+    spin = bool(case.magmoms)
+    print(f"{case.title}, Ecut {case.ecut} Ha, k {k[0]}x{k[1]}x{k[2]}, Fermi-Dirac {TSMEAR} Ha, "
+          f"{case.nband} bands, tol {case.tol} Ha; median of {repeats} alternating runs; "
           f"SolidXC threads = {threads}, ABINIT serial")
     head = f"{'code':34s} {'k-points':>8s} {'FFT':>8s} {'wall (s)':>9s} {'F (Ha)':>16s}"
     if spin:
@@ -118,7 +84,7 @@ def report(name, case, repeats, threads, med, info):
             m = info[key]["magnetization"]
             m = m[0] if isinstance(m, list) else m
             if m is not None and abs(m) < 1e-2:
-                print(f"note: {label} ends non-magnetic (M = {m:.1e} muB) from the initial moment {case['magmoms']}")
+                print(f"note: {label} ends non-magnetic (M = {m:.1e} muB) from the initial moment {case.magmoms}")
     if stopped:
         print("SolidXC was stopped at the time limit; its wall time and the ratios are lower bounds")
         return
@@ -143,16 +109,16 @@ def main():
     if args.print_decks:
         for name in args.cases:
             for symmetry in (True, False):
-                print(f"# {name}, {'kptopt 1' if symmetry else 'kptopt 2, nsym 1'}\n{abinit_deck(CASES[name], symmetry)}")
+                print(f"# {name}, {'kptopt 1' if symmetry else 'kptopt 2, nsym 1'}\n{CASES[name].abinit_deck(symmetry)}")
         return
     common.check_abinit()
     first = True
     for name in args.cases:
         case = CASES[name]
-        spec = solidxc_spec(case, args.threads)
+        spec = case.solidxc_spec(args.threads)
         with tempfile.TemporaryDirectory() as tmp:
             work = pathlib.Path(tmp)
-            shutil.copy(common.PSP_DIR / psp_name(case), work / psp_name(case))
+            shutil.copy(common.PSP_DIR / case.psp, work / case.psp)
             stopped = []
 
             def solidxc():       # once stopped at the time limit, later repeats reuse that result
@@ -165,11 +131,11 @@ def main():
 
             runners = {
                 "solidxc": solidxc,
-                "abinit_sym": lambda: common.run_abinit(work, f"{name}_sym", abinit_deck(case, True)),
+                "abinit_sym": lambda: common.run_abinit(work, f"{name}_sym", case.abinit_deck(True)),
             }
             if args.time_reversal_only:
-                runners["abinit_tr"] = lambda: common.run_abinit(work, f"{name}_tr", abinit_deck(case, False))
-            med, info = common.alternate(runners, args.repeats, label=f"{name} ")
+                runners["abinit_tr"] = lambda: common.run_abinit(work, f"{name}_tr", case.abinit_deck(False))
+            med, info, _ = common.alternate(runners, args.repeats, label=f"{name} ")
         if not first:
             print()
         first = False

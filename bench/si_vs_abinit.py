@@ -22,19 +22,9 @@ import tempfile
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import common  # noqa: E402
 
-PSP = common.PSP_DIR / "Si.gth-pade.psp10"
-A_BOHR = 5.431 / common.BOHR_ANGSTROM
-LATTICE = common.fcc_lattice(A_BOHR)
-ATOMS = [("Si", [0.0, 0.0, 0.0]), ("Si", [A_BOHR / 4] * 3)]
-ECUT, KPTS, NBAND, TOL = 20.0, (4, 4, 4), 8, 1e-10
-
-
-def abinit_deck(symmetry: bool) -> str:
-    settings = [
-        f"ecut {ECUT}", "ixc -001012", f"ngkpt {KPTS[0]} {KPTS[1]} {KPTS[2]}", "nshiftk 1", "shiftk 0 0 0",
-        f"nband {NBAND}", "nstep 100", f"toldfe {TOL}", "diemac 12", "occopt 1",
-    ]
-    return common.abinit_deck(LATTICE, ATOMS, PSP.name, settings, symmetry)
+CASE = common.CASES["si"]
+PSP = common.PSP_DIR / CASE.psp
+ECUT, KPTS, TOL = CASE.ecut, CASE.kpts, CASE.tol
 
 
 def main():
@@ -45,18 +35,17 @@ def main():
                         help="also run ABINIT with time reversal only (kptopt 2, nsym 1)")
     args = parser.parse_args()
     common.check_abinit()
-    spec = {"lattice": LATTICE, "atoms": ATOMS, "pseudo": "gth-pade", "ecut": ECUT, "kpts": KPTS, "xc": "lda,pw",
-            "tol": TOL, "nband": NBAND, "threads": args.threads}
+    spec = CASE.solidxc_spec(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         work = pathlib.Path(tmp)
         shutil.copy(PSP, work / PSP.name)
         runners = {
             "solidxc": lambda: common.run_solidxc(spec),
-            "abinit_sym": lambda: common.run_abinit(work, "si_sym", abinit_deck(True)),
+            "abinit_sym": lambda: common.run_abinit(work, "si_sym", CASE.abinit_deck(True)),
         }
         if args.time_reversal_only:
-            runners["abinit_tr"] = lambda: common.run_abinit(work, "si_tr", abinit_deck(False))
-        med, info = common.alternate(runners, args.repeats)
+            runners["abinit_tr"] = lambda: common.run_abinit(work, "si_tr", CASE.abinit_deck(False))
+        med, info, _ = common.alternate(runners, args.repeats)
     print(f"Si LDA (PW92), GTH-Pade, Ecut {ECUT} Ha, k {KPTS[0]}x{KPTS[1]}x{KPTS[2]}, tol {TOL} Ha; "
           f"median of {args.repeats} alternating runs; SolidXC threads = {args.threads}, ABINIT serial")
     print(f"{'code':34s} {'k-points':>8s} {'wall (s)':>9s} {'E (Ha)':>16s}")

@@ -22,7 +22,6 @@ import ctypes
 from typing import Any, NamedTuple, Sequence
 
 import numpy as np
-from scipy.special import erfc
 
 from . import _lib
 from .errors import InputError
@@ -308,6 +307,7 @@ def _broadening(kind: str):
     """(delta(x), integral of delta up to x), x = (E - eps) / width; each integrates to 1."""
     key = str(kind).lower()
     if key in ("gaussian", "gauss"):  # the SCF's gaussian smearing (ABINIT occopt 7): exp(-x^2)/sqrt(pi)
+        from scipy.special import erfc  # here: scipy.special takes 0.2 s to import
         return (lambda x: np.exp(-x * x) / np.sqrt(np.pi)), (lambda x: 0.5 * erfc(-x))
     if key in ("fermi-dirac", "fd"):  # -df/dE of the Fermi function, width kT
         return (lambda x: 0.25 / np.cosh(0.5 * np.clip(x, -1400, 1400)) ** 2), (lambda x: 0.5 * (1 + np.tanh(0.5 * x)))

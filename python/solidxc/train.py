@@ -5,8 +5,16 @@ dataset's training entries and reports lattice constants on the training and hel
   b = 1 at the start (DeepChem's default), so training starts from PBE.
 - Loss: mean over a batch of w_i (100 (p_i - y_i) / y_i)^2 for ``lattice`` entries (relative
   errors in per cent) and w_i (p_i - y_i)^2 (atomic units) for the others.
-- Every epoch ends with a checkpoint (``checkpoint.pt``, written atomically: a temporary file,
-  then a rename) holding the model, optimizer, RNG state and history; a restart resumes from it.
+- Every epoch ends with a checkpoint (``checkpoint.pt``) holding the model, optimizer, RNG
+  states, failure counters, history and the run's settings; a restart resumes from it and
+  continues the loss curve. A run killed at any moment (even with SIGKILL) resumes from its last
+  finished epoch and ends with the same numbers as a run never interrupted: an epoch's order comes
+  from ``seed + epoch`` and the SCFs start cold, so redoing the lost epoch repeats it exactly.
+- Checkpoints are written atomically (a temporary file, fsync, rename, fsync of the directory),
+  so a kill or power loss leaves the old checkpoint or the new one, never a torn one; the one
+  before is kept as ``checkpoint.prev.pt`` and used if ``checkpoint.pt`` cannot be read.
+  Temporary files of a killed run are removed at the next start. A lock (``train.lock``) keeps
+  two runs out of one directory.
 - At the end: lattice constants with PBE and with the trained functional against experiment,
   as ``results.md`` and ``results.csv``, and ``training_curve.png`` and ``parity.png``.
 """
@@ -15,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import os
 import random
@@ -35,22 +44,71 @@ def _torch():
     return torch
 
 
-def _atomic_save(obj: Any, path: str) -> None:
-    torch = _torch()
-    tmp = f"{path}.tmp{os.getpid()}"
-    torch.save(obj, tmp)
-    with open(tmp, "rb") as f:
+#: Files the trainer writes in its output directory; their temporary files are ``NAME.tmp*``.
+OUTPUTS = ("checkpoint.pt", "checkpoint.prev.pt", "pbe.json", "results.md", "results.csv",
+           "training_curve.png", "parity.png")
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be resumed from: unreadable, or written by a different run setup.
+    The message names the file and what to do."""
+
+
+def _fsync_dir(path: str) -> None:
+    """Makes a rename in ``path``'s directory durable (a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    except OSError:  # pragma: no cover - platform dependent
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - some file systems refuse fsync on directories
+        pass
+    finally:
+        os.close(fd)
+
+
+def _atomic_write(path: str, write: Any, keep_previous: str | None = None) -> None:
+    """Writes ``path`` through ``write(file)`` so that a crash at any point leaves either the old
+    file or the complete new one: a temporary file, flushed and fsynced, renamed over ``path``.
+    With ``keep_previous`` the old file is first renamed to that name."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "wb") as f:
+        write(f)
+        f.flush()
         os.fsync(f.fileno())
+    if keep_previous is not None and os.path.exists(path):
+        os.replace(path, keep_previous)
     os.replace(tmp, path)
+    _fsync_dir(path)
+
+
+def _atomic_save(obj: Any, path: str, keep_previous: str | None = None) -> None:
+    torch = _torch()
+    _atomic_write(path, lambda f: torch.save(obj, f), keep_previous)
 
 
 def _atomic_text(text: str, path: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    _atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def _fingerprint(entries: Sequence[Any]) -> str:
+    """A digest of the entries' definitions (name, type, value, weight, options, systems), so that a
+    checkpoint or a cached baseline is only reused for the dataset it was made from."""
+    import hashlib
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, np.ndarray):
+            return value.tolist()
+        if isinstance(value, np.generic):
+            return value.item()
+        return repr(value)
+
+    described = [{"name": e.name, "type": e.entry_type, "true_val": str(e.true_val), "weight": e.get_weight(),
+                  "split": e.split, "options": e.options, "systems": [s.system for s in e.get_systems()]}
+                 for e in entries]
+    text = json.dumps(described, sort_keys=True, default=plain)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def entry_loss_term(entry: Any, prediction: Any) -> Any:
@@ -92,29 +150,129 @@ class Trainer:
         self.history: list[dict] = []
         self.start_epoch = 0
         self.checkpoint = os.path.join(out, "checkpoint.pt")
+        self.previous_checkpoint = os.path.join(out, "checkpoint.prev.pt")
+        self.resumed_from: str | None = None
+        #: What a checkpoint must have been written with to be resumed (--epochs may differ).
+        self.settings = {"hidden": hidden, "learning_rate": learning_rate, "batch_size": self.batch_size,
+                         "seed": seed, "tol": tol, "train_entries": _fingerprint(self.train)}
+        self._continuing = False  # True once this run's lineage owns checkpoint.pt (resumed or saved)
+        self._lock = self._acquire_lock()
+        self._remove_temporaries()
+
+    # -- output directory ----------------------------------------------------------------------
+    def _acquire_lock(self) -> Any:
+        """Holds ``train.lock`` for the trainer's lifetime: two runs in one directory would overwrite
+        each other's checkpoints. The kernel drops the lock when the process dies, even by SIGKILL."""
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX
+            return None
+        handle = open(os.path.join(self.out, "train.lock"), "a+")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            owner = handle.read().strip() or "unknown"
+            handle.close()
+            raise CheckpointError(f"{self.out} is in use by another solidxc train (pid {owner}); "
+                                  "wait for it to finish or choose another --out") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        return handle
+
+    def _remove_temporaries(self) -> None:
+        """Temporary files left by a run killed while writing: incomplete, never read, removed."""
+        for name in os.listdir(self.out):
+            if any(name.startswith(f"{output}.tmp") for output in OUTPUTS):
+                os.remove(os.path.join(self.out, name))
 
     # -- checkpoints ---------------------------------------------------------------------------
     def save(self, epoch: int) -> None:
+        """Checkpoint after ``epoch`` (0-based) finished; the checkpoint it replaces becomes
+        ``checkpoint.prev.pt`` (a fresh run first drops a previous run's one)."""
         torch = _torch()
-        _atomic_save({"epoch": epoch, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+        if not self._continuing and os.path.exists(self.previous_checkpoint):
+            os.remove(self.previous_checkpoint)
+        _atomic_save({"epoch": epoch, "settings": self.settings,
+                      "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                       "history": self.history, "failures": self.model.failures,
+                      "failure_log": list(self.model.failure_log),
                       "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}},
-                     self.checkpoint)
+                     self.checkpoint, keep_previous=self.previous_checkpoint if self._continuing else None)
+        self._continuing = True
+
+    @staticmethod
+    def _read(path: str) -> dict:
+        """The checkpoint at ``path``; ValueError naming what is wrong if it cannot be read."""
+        torch = _torch()
+        try:
+            data = torch.load(path, weights_only=False, map_location="cpu")
+        except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError, ... on a torn file
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise ValueError(f"{type(exc).__name__}: {reason}" if reason else type(exc).__name__) from None
+        missing = [k for k in ("epoch", "model", "optimizer", "history", "rng") if not isinstance(data, dict) or k not in data]
+        if missing:
+            raise ValueError(f"not a solidxc train checkpoint (no {', '.join(missing)})")
+        return data
 
     def resume(self) -> bool:
+        """Loads the newest readable checkpoint; False if there is none. An unreadable
+        ``checkpoint.pt`` (moved to ``checkpoint.pt.corrupt``) falls back to ``checkpoint.prev.pt``
+        with a warning. CheckpointError if no checkpoint can be read or if it was written with other
+        settings."""
         torch = _torch()
-        if not os.path.exists(self.checkpoint):
-            return False
-        data = torch.load(self.checkpoint, weights_only=False)
-        self.model.load_state_dict(data["model"])
-        self.optimizer.load_state_dict(data["optimizer"])
+        problems = []
+        for path in (self.checkpoint, self.previous_checkpoint):
+            if not os.path.exists(path):
+                continue
+            try:
+                data = self._read(path)
+            except ValueError as exc:
+                problems.append((path, str(exc)))
+                continue
+            break
+        else:
+            if not problems:
+                return False
+            listed = "; ".join(f"{path} is unreadable ({reason})" for path, reason in problems)
+            raise CheckpointError(f"cannot resume: {listed}. Remove it or pass --restart to start again")
+        self._check_settings(path, data.get("settings"))
+        try:
+            self.model.load_state_dict(data["model"])
+            self.optimizer.load_state_dict(data["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise CheckpointError(f"cannot resume from {path}: its model does not fit this run "
+                                  f"({str(exc).splitlines()[0]}); pass --restart to start again") from None
+        for bad, reason in problems:
+            os.replace(bad, f"{bad}.corrupt")
+            warnings.warn(f"solidxc train: {bad} is unreadable ({reason}); kept as {bad}.corrupt, resuming from "
+                          f"{path} (epoch {int(data['epoch']) + 1})", RuntimeWarning)
         self.history = list(data["history"])
         self.model.failures = int(data.get("failures", 0))
+        self.model.failure_log = list(data.get("failure_log", []))
         torch.set_rng_state(data["rng"]["torch"])
         np.random.set_state(data["rng"]["numpy"])
         random.setstate(data["rng"]["python"])
         self.start_epoch = int(data["epoch"]) + 1
+        self.resumed_from = path
+        self._continuing = True
         return True
+
+    def _check_settings(self, path: str, saved: dict | None) -> None:
+        if saved is None:  # written before checkpoints recorded their settings
+            return
+        options = {"hidden": "--hidden", "learning_rate": "--lr", "batch_size": "--batch-size", "seed": "--seed",
+                   "tol": "the SCF tolerance", "train_entries": "the training entries"}
+        for key, option in options.items():
+            if key in saved and saved[key] != self.settings[key]:
+                if key == "train_entries":
+                    detail = "the training entries of the dataset differ"
+                else:
+                    detail = f"{option} {saved[key]} there, {self.settings[key]} now"
+                raise CheckpointError(f"cannot resume from {path}: it was written by a run with other settings "
+                                      f"({detail}); use the same settings, or pass --restart to start again")
 
     # -- training ------------------------------------------------------------------------------
     def _bar(self, total: int, desc: str):
@@ -135,7 +293,8 @@ class Trainer:
         failures_before = self.model.failures
         bar = self._bar(len(order), f"epoch {epoch + 1}/{self.epochs}")
         start = time.perf_counter()
-        for first in range(0, len(order), self.batch_size):
+        batches = -(-len(order) // self.batch_size)
+        for number, first in enumerate(range(0, len(order), self.batch_size), 1):
             batch = [self.train[i] for i in order[first:first + self.batch_size]]
             self.optimizer.zero_grad()
             terms = []
@@ -153,6 +312,9 @@ class Trainer:
                 if bar is not None:
                     bar.set_postfix(loss=f"{losses[-1]:.4g}", a=f"{float(self.model.hybridxc.aweight.detach()):.4f}",
                                     b=f"{float(self.model.hybridxc.bweight.detach()):.4f}")
+            if bar is None:  # logs without bars still show where a long epoch is
+                print(f"epoch {epoch + 1}/{self.epochs}: batch {number}/{batches}, "
+                      + (f"loss {losses[-1]:.6g}" if terms else "no entry succeeded, no step"), flush=True)
         if bar is not None:
             bar.close()
         record = {"epoch": epoch + 1, "loss": float(np.mean(losses)) if losses else float("nan"),
@@ -192,16 +354,20 @@ class Trainer:
         return values
 
     def baseline(self) -> list[float]:
-        """PBE values (cached in pbe.json: they do not depend on training)."""
+        """PBE values (cached in pbe.json: they do not depend on training, only on the entries)."""
         path = os.path.join(self.out, "pbe.json")
         names = [e.name for e in self.entries]
+        key = {"entries": _fingerprint(self.entries), "tol": self.settings["tol"]}
         if os.path.exists(path):
-            with open(path) as f:
-                cached = json.load(f)
-            if cached.get("names") == names:
+            try:
+                with open(path) as f:
+                    cached = json.load(f)
+            except (OSError, ValueError):
+                cached = {}
+            if cached.get("key") == key and len(cached.get("values", ())) == len(names):
                 return [float("nan") if v is None else v for v in cached["values"]]
         values = self.predict(self.entries, "pbe", "PBE")
-        _atomic_text(json.dumps({"names": names, "values": [None if np.isnan(v) else v for v in values]}), path)
+        _atomic_text(json.dumps({"names": names, "key": key, "values": [None if np.isnan(v) else v for v in values]}), path)
         return values
 
     def report(self) -> str:
@@ -218,11 +384,11 @@ class Trainer:
                          "experiment": y * scale, "pbe": p * scale, "trained": t * scale,
                          "pbe_error_percent": 100 * (p - y) / y if y else float("nan"),
                          "trained_error_percent": 100 * (t - y) / y if y else float("nan")})
-        with open(os.path.join(self.out, "results.csv.tmp"), "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-        os.replace(os.path.join(self.out, "results.csv.tmp"), os.path.join(self.out, "results.csv"))
+        table = io.StringIO(newline="")
+        writer = csv.DictWriter(table, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+        _atomic_text(table.getvalue(), os.path.join(self.out, "results.csv"))
         text = self.markdown(rows)
         _atomic_text(text, os.path.join(self.out, "results.md"))
         self.plots(rows)
@@ -264,7 +430,7 @@ class Trainer:
         ax.set_yscale("log")
         ax.set_title("SolidXC training curve")
         fig.tight_layout()
-        fig.savefig(os.path.join(self.out, "training_curve.png"), dpi=120)
+        _atomic_write(os.path.join(self.out, "training_curve.png"), lambda f: fig.savefig(f, format="png", dpi=120))
         plt.close(fig)
         lattice = [r for r in rows if r["type"] == "lattice"]
         if lattice:
@@ -291,7 +457,7 @@ class Trainer:
             bx.set_title("Errors (* held out)")
             bx.legend(fontsize=8)
             fig.tight_layout()
-            fig.savefig(os.path.join(self.out, "parity.png"), dpi=120)
+            _atomic_write(os.path.join(self.out, "parity.png"), lambda f: fig.savefig(f, format="png", dpi=120))
             plt.close(fig)
 
 
@@ -302,7 +468,7 @@ def main(args: argparse.Namespace) -> int:
                       hidden=args.hidden, seed=args.seed, threads=args.threads, progress=not args.no_progress,
                       on_failure="raise" if args.strict else "skip")
     if not args.restart and trainer.resume():
-        print(f"solidxc train: resuming from {trainer.checkpoint} after epoch {trainer.start_epoch}", flush=True)
+        print(f"solidxc train: resuming from {trainer.resumed_from} after epoch {trainer.start_epoch}", flush=True)
     print(f"solidxc train: {len(trainer.train)} training and {len(trainer.test)} held-out entries, "
           f"{args.epochs} epochs, output in {args.out}", flush=True)
     trainer.fit()
@@ -325,7 +491,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--threads", type=int, default=None, help="threads over k-points (default: one per core)")
     p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint and start again")
     p.add_argument("--strict", action="store_true", help="stop at the first failing entry instead of skipping it")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars: one line per batch instead")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -335,4 +501,8 @@ def run(args: argparse.Namespace) -> int:
     if args.epochs < 1:
         print("solidxc train: --epochs must be at least 1", file=sys.stderr)
         return 2
-    return main(args)
+    try:
+        return main(args)
+    except CheckpointError as exc:
+        print(f"solidxc train: error: {exc}", file=sys.stderr)
+        return 2

@@ -272,7 +272,9 @@ public final class SelfConsistentField {
         var jointSpin = false
         let densityTolerance = options.densityTol ?? max(options.tol.squareRoot(), 1e-12) * basis.model.nelectrons
         let blockWeights = (0..<(nspin * nk)).map { basis.kpoints[$0 % nk].weight }
+        let deadline = Deadline(seconds: options.timeLimit)
         while iterations < options.maxiter {
+            try deadline.check("scf: stopped at iteration \(iterations + 1) of \(options.maxiter), not converged (last density residual \(residualHistory.last ?? .nan) electrons)", history: residualHistory)
             iterations += 1
             let v = try localPotential(rho: rhoIn, state: state)
             lastPotential = v

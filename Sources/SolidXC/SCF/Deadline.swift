@@ -27,7 +27,7 @@ struct Deadline {
         guard let limit else { return }
         let spent = elapsed
         if spent > limit {
-            throw SolidXCError.convergence(message: "time_limit: \(what()) after \((spent * 1000).rounded() / 1000) s, over the limit of \(limit) s; raise time_limit or loosen tol", history: history)
+            throw SolidXCError.convergence(message: "time_limit: \(what()) after \((spent * 1e6).rounded() / 1e6) s, over the limit of \(limit) s; raise time_limit or loosen tol", history: history)
         }
     }
 

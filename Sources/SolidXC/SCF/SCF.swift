@@ -319,7 +319,7 @@ public final class SelfConsistentField {
             normalise(&rhoIn)
         }
         if !converged && options.raiseOnNonconvergence {
-            throw SolidXCError.convergence(message: "scf: not converged after \(iterations) iterations (tol \(options.tol) Ha; last energy change \(energyHistory.last.map { abs($0) } ?? .nan) Ha, density residual \(residualHistory.last ?? .nan) electrons)", history: residualHistory)
+            throw SolidXCError.convergence(message: "scf: not converged after \(iterations) iterations (maxiter \(options.maxiter), tol \(options.tol) Ha; last energy change \(energyHistory.last.map { abs($0) } ?? .nan) Ha, density residual \(residualHistory.last ?? .nan) electrons)", history: residualHistory)
         }
         let occupations = state.occupations
         if smearing != nil {

@@ -356,7 +356,7 @@ def main(argv: list[str]) -> None:
         # A seed's first two bytes select mode 0 (raw text) and the text follows.
         Path(corpus, f"seed{i}").write_bytes(b"\x00\x00" + s)
     args = [argv[0]] + (rest if any(a.startswith("-timeout") for a in rest) else rest + ["-timeout=30"])
-    args += ["-rss_limit_mb=4096", corpus]
+    args += ["-rss_limit_mb=4096", f"-artifact_prefix={tempfile.gettempdir()}/solidxc-fuzz-{argv[1]}-", corpus]
     start = time.time()
 
     def report():

@@ -692,6 +692,9 @@ class DFTYamlLoader:
             for i, shard in enumerate(data):
                 if not isinstance(shard, dict):
                     raise InputError(f"{path}: entry {i} must be a mapping", 1)
+                keys = [k for k in shard if not isinstance(k, str)]
+                if keys:  # YAML allows `1: x` or `null: x`; they would be keyword arguments below
+                    raise InputError(f"{path}: entry {i} has a key that is not a string: {keys[0]!r}", 1)
                 missing = [k for k in ("e_type", "systems") if k not in shard]
                 if missing:
                     raise InputError(f"{path}: entry {i} lacks {', '.join(missing)}", 1)

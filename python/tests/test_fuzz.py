@@ -101,6 +101,7 @@ FINDINGS = [
      b"alattice: [[5, 0, 0], [0, 5, 0], [0, 0, 5]]}]}", "spin"),                            # OverflowError
     (b"- {e_type: energy, true_val: 1, systems: [{moldesc: 'Si 0 0 0', spin: 1, magmoms: {a: 1}, "
      b"alattice: [[5, 0, 0], [0, 5, 0], [0, 0, 5]]}]}", "magmoms"),                         # TypeError
+    (b"- {e_type: energy, 1: x, systems: [" + SI_SYSTEM.encode() + b"]}", "not a string"),  # TypeError (**options)
 ]
 
 

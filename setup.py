@@ -69,7 +69,7 @@ setup(
     packages=["solidxc", "solidxc.data"],
     package_data={"solidxc": [LIBRARY], "solidxc.data": ["*.yaml", "*.md"]},
     install_requires=["numpy", "pyyaml", "scipy"],
-    extras_require={"test": ["pytest"], "ase": ["ase"], "plot": ["matplotlib"], "progress": ["tqdm"],
+    extras_require={"test": ["pytest"], "fuzz": ["atheris"], "ase": ["ase"], "plot": ["matplotlib"], "progress": ["tqdm"],
                     "train": ["torch", "matplotlib", "tqdm", "ase"], "deepchem": ["deepchem", "torch"]},
     entry_points={"console_scripts": ["solidxc=solidxc.cli:main"]},
     cmdclass={"build_py": BuildPyWithSwift},

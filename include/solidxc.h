@@ -200,7 +200,9 @@ int sxc_functional_param_derivative(const char* name, const char* params_json, c
  *   "tol" (Ha, 1e-9), "maxiter" (100), "nbands" (null: automatic), "mixing_beta" (0.7),
  *   "kerker_q0" (1/bohr, 0.8), "raise_on_nonconvergence" (true), "memory_limit_bytes"
  *   (null: available memory), "verbose" (false: one line per iteration on stderr if true),
- *   "threads" (null: one per core).
+ *   "threads" (null: one per core), "time_limit" (seconds, null: none; checked before every
+ *   iteration: an SCF still running past it returns SXC_ERR_CONVERGENCE, the message starting
+ *   "time_limit:", with the residual history so far).
  * When the SCF does not converge and raise_on_nonconvergence is true, returns
  * SXC_ERR_CONVERGENCE; the message ends with the residual history, and
  * sxc_last_error_history returns it as numbers. With raise_on_nonconvergence false the
@@ -275,8 +277,11 @@ int sxc_result_xc_inputs(const sxc_result* res, double* rho, size_t nrho, double
  *   dL_drho   [nspin][n1][n2][n3] with respect to the density (NULL, 0 for none);
  *   dL_deig   [nspin][nk][nband] with respect to the eigenvalues (NULL, 0 for none). A loss must
  *             weight the members of a degenerate level alike (SXC_ERR_INPUT otherwise).
- * options_json: NULL or {"tol": 1e-10, "maxiter": 100}, the relative residual and the GMRES
- * iteration limit of the Dyson solve (1 - chi0 K) w = chi0 g, g = dL_drho + K rho_eig.
+ * options_json: NULL or {"tol": 1e-10, "maxiter": 100, "time_limit": null}, the relative residual,
+ * the GMRES iteration limit and the wall-clock limit (seconds, null: none; checked before every
+ * chi0 application, each bounded by its own Sternheimer iteration limit; past it
+ * SXC_ERR_CONVERGENCE, the message starting "time_limit:") of the Dyson solve
+ * (1 - chi0 K) w = chi0 g, g = dL_drho + K rho_eig.
  * Outputs (the grid adjoints, so that dL/dtheta = sum adj_e de/dtheta + sum adj_vrho dvrho/dtheta
  * + sum adj_vsigma dvsigma/dtheta over grid points, in sxc_functional_register's layouts):
  *   adj_e [n1 n2 n3], adj_vrho [nspin][n1 n2 n3], adj_vsigma [nsigma][n1 n2 n3] (GGA; NULL, 0 for LDA),

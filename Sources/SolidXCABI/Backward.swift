@@ -50,10 +50,11 @@ public func sxc_scf_backward(_ res: OpaquePointer?, _ dLdE: Double,
         gradient.eigenvalues = try inputArray(dLdEig, neig, expected: r.eigenvalues.count, "dL_deig", "nspin*nk*nband")
         var options = BackwardOptions()
         if let optionsJSON, optionsJSON.pointee != 0 {
-            let m = try Decode.members(try JSONParser.parse(optionsJSON), "", allowed: ["tol", "maxiter"],
-                                       what: "an object with keys tol, maxiter")
+            let m = try Decode.members(try JSONParser.parse(optionsJSON), "", allowed: ["tol", "maxiter", "time_limit"],
+                                       what: "an object with keys tol, maxiter, time_limit")
             if let v = m["tol"] { options.tol = try Decode.number(v, "tol") }
             if let v = m["maxiter"] { options.maxiter = try Decode.integer(v, "maxiter") }
+            if let v = Decode.nonNull(m["time_limit"]) { options.timeLimit = try Decode.number(v, "time_limit") }
         }
         let out = try r.backward(gradient, options: options)
         try copyOut(out.adjE, adjE, ne, "adj_e [n1][n2][n3] (\(n) values)")

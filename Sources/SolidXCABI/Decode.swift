@@ -8,7 +8,7 @@ enum Decode {
                              "smearing", "temperature", "magmoms", "symmetry", "basis_lattice"]
     static let atomKeys = ["element", "position"]
     static let optionKeys = ["tol", "maxiter", "nbands", "mixing_beta", "kerker_q0", "raise_on_nonconvergence",
-                             "memory_limit_bytes", "verbose", "threads", "xc_parameters", "density_tol"]
+                             "memory_limit_bytes", "verbose", "threads", "xc_parameters", "density_tol", "time_limit"]
 
     /// Largest integer accepted anywhere (C int range, so every count fits the ABI's ints).
     static let intLimit = Double(Int32.max)
@@ -165,6 +165,7 @@ enum Decode {
             o.memoryLimitBytes = x
         }
         if let v = m["verbose"] { o.verbose = try bool(v, "verbose") }
+        o.timeLimit = try optionalValue("time_limit").map { try number($0, "time_limit") }
         o.threads = try optionalValue("threads").map { try integer($0, "threads") }
         return o
     }

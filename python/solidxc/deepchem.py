@@ -88,6 +88,14 @@ def _symbol(z: int) -> str:
     return _SYMBOLS[z]
 
 
+def _floats(value: Any, field: str) -> np.ndarray:
+    """`value` as a float array (any shape), or an InputError naming `field`."""
+    try:
+        return np.asarray(value, dtype=float)
+    except (TypeError, ValueError, OverflowError):
+        raise InputError(f"{field}: expected numbers, got {value!r:.200}", 1) from None
+
+
 def _parse_moldesc(moldesc: Any) -> list[tuple[str, np.ndarray]]:
     """DeepChem's moldesc: "El x y z; El x y z" (bohr) or (atomzs, atompos)."""
     atoms = []
@@ -106,8 +114,14 @@ def _parse_moldesc(moldesc: Any) -> list[tuple[str, np.ndarray]]:
             atoms.append((element, position))
     elif isinstance(moldesc, (tuple, list)) and len(moldesc) == 2:
         zs, positions = moldesc
-        positions = np.asarray(positions, dtype=float).reshape(-1, 3)
-        zs = [int(z) for z in np.asarray(zs).ravel()]
+        positions = _floats(positions, "moldesc")
+        if positions.size % 3:
+            raise InputError(f"moldesc: atompos must hold 3 coordinates per atom, got {positions.size} numbers", 1)
+        positions = positions.reshape(-1, 3)
+        zs = _floats(zs, "moldesc").ravel()
+        if not np.all(np.isfinite(zs)) or np.any(zs != np.round(zs)):
+            raise InputError(f"moldesc: atomzs must be atomic numbers, got {moldesc[0]!r:.200}", 1)
+        zs = [int(z) for z in zs]
         if len(zs) != len(positions):
             raise InputError(f"moldesc: {len(zs)} atomic numbers but {len(positions)} positions", 1)
         atoms = [(_symbol(z), p) for z, p in zip(zs, positions)]
@@ -140,7 +154,7 @@ class DFTSystem:
             self.spin = int(system.get("spin", 0))
             self.charge = int(system.get("charge", 0))
             self.no = int(system.get("number", 1))
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise InputError(f"spin, charge, number: expected integers ({exc})", 1) from None
         if "structure" in system:
             try:
@@ -159,7 +173,7 @@ class DFTSystem:
             if "alattice" not in system:
                 raise InputError("alattice: a periodic system needs its lattice vectors (3x3, bohr, rows); SolidXC "
                                  "computes crystals, not isolated molecules", 1)
-            self.lattice = np.asarray(system["alattice"], dtype=float)
+            self.lattice = _floats(system["alattice"], "alattice")
             if self.lattice.shape != (3, 3) or not np.all(np.isfinite(self.lattice)):
                 raise InputError(f"alattice: expected 3x3 finite numbers (bohr), got {system['alattice']!r}", 1)
             if "moldesc" not in system:
@@ -190,7 +204,9 @@ class DFTSystem:
 
     def __repr__(self) -> str:
         formula = "".join(el for el, _ in self.atoms)
-        return f"DFTSystem({formula}, ecut={self.settings['ecut']}, kpts={tuple(self.settings['kpts'])})"
+        kpts = self.settings["kpts"]  # as given: checked by the core when the System is built
+        kpts = tuple(kpts) if isinstance(kpts, (list, tuple)) else kpts
+        return f"DFTSystem({formula}, ecut={self.settings['ecut']!r}, kpts={kpts!r})"
 
 
 class KSCalc:
@@ -259,7 +275,7 @@ class DFTEntry:
         self._systems = [DFTSystem(s) for s in systems]
         try:
             self._weight = float(weight)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise InputError(f"weight: expected a number, got {weight!r}", 1) from None
         if not (math.isfinite(self._weight) and self._weight >= 0):
             raise InputError(f"weight: expected a non-negative number, got {weight!r}", 1)
@@ -269,8 +285,10 @@ class DFTEntry:
         self.options = options
         for i, system in enumerate(self._systems):
             magmoms = system.system.get("magmoms")
-            if "spin" in system.system and magmoms is not None and abs(sum(float(m) for m in magmoms) - system.spin) > 1e-9:
-                raise InputError(f"systems[{i}]: spin {system.spin} disagrees with magmoms (sum {sum(float(m) for m in magmoms):g})", 1)
+            if "spin" in system.system and magmoms is not None:
+                total = float(np.sum(_floats(magmoms, f"systems[{i}].magmoms")))
+                if abs(total - system.spin) > 1e-9:
+                    raise InputError(f"systems[{i}]: spin {system.spin} disagrees with magmoms (sum {total:g})", 1)
 
     @property
     def entry_type(self) -> str:
@@ -311,10 +329,23 @@ class DFTEntry:
         return f"DFTEntry({self.entry_type}, {self.name!r}, true_val={self.true_val!r}, weight={self._weight:g})"
 
 
+def _object_array(values: Any) -> np.ndarray:
+    """A 1-d object array of the items (nested lists stay items, for _float to refuse by name)."""
+    items = list(values) if isinstance(values, (list, tuple)) else [values]
+    out = np.empty(len(items), dtype=object)
+    out[:] = items
+    return out
+
+
+def _is_index(value: Any) -> bool:
+    """A non-negative integer (not a bool, not a float)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 0
+
+
 def _float(value: Any, field: str) -> float:
     try:
         out = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise InputError(f"{field}: expected a number (or a numeric string), got {value!r}", 1) from None
     if not math.isfinite(out):
         raise InputError(f"{field}: expected a finite number, got {value!r}", 1)
@@ -449,15 +480,16 @@ class _EntryEig(DFTEntry):
         bands = self.options.get("bands")
         if not bands:
             raise InputError("bands: an 'eig' entry needs a list of [spin, k, band] indices", 1)
+        if not isinstance(bands, (list, tuple)) or not all(
+                isinstance(b, (list, tuple)) and len(b) == 3 and all(_is_index(i) for i in b) for b in bands):
+            raise InputError(f"bands: expected [spin, k, band] triples of non-negative integers, got {bands!r}", 1)
         self.bands = [tuple(int(i) for i in b) for b in bands]
-        if any(len(b) != 3 for b in self.bands):
-            raise InputError(f"bands: expected [spin, k, band] triples, got {bands!r}", 1)
 
     def get_true_val(self):
         values = self.true_val
         if isinstance(values, str):
             values = [v for v in values.replace(",", " ").split()]
-        values = np.atleast_1d(np.asarray([_float(v, "true_val") for v in np.atleast_1d(values)]))
+        values = np.atleast_1d(np.asarray([_float(v, "true_val") for v in np.atleast_1d(_object_array(values))]))
         if values.size != len(self.bands):
             raise InputError(f"true_val: {values.size} values for {len(self.bands)} bands", 1)
         return values
@@ -533,8 +565,14 @@ class _EntryLattice(DFTEntry):
         _one_system(self)
         reference = self._systems[0]
         self.a_ref = _float(self.options.get("a_ref", np.linalg.norm(reference.lattice[0])), "a_ref")
-        self.scales = tuple(float(s) for s in self.options.get("scales", DEFAULT_SCALES))
-        self.scale_axes = tuple(int(a) for a in self.options.get("scale_axes", (0, 1, 2)))
+        scales = self.options.get("scales", DEFAULT_SCALES)
+        if not isinstance(scales, (list, tuple)):
+            raise InputError(f"scales: expected a list of scale factors, got {scales!r}", 1)
+        self.scales = tuple(_float(s, "scales") for s in scales)
+        axes = self.options.get("scale_axes", (0, 1, 2))
+        if not isinstance(axes, (list, tuple)) or not all(_is_index(a) for a in axes):
+            raise InputError(f"scale_axes: expected lattice-vector indices 0, 1, 2, got {axes!r}", 1)
+        self.scale_axes = tuple(int(a) for a in axes)
         if len(self.scales) < 4 or len(set(self.scales)) != len(self.scales) or min(self.scales) <= 0:
             raise InputError(f"scales: expected at least 4 distinct positive scale factors, got {self.scales!r}", 1)
         if not self.scale_axes or any(a not in (0, 1, 2) for a in self.scale_axes):
@@ -638,12 +676,14 @@ class DFTYamlLoader:
         for path in paths:
             path = os.fspath(path)
             try:
-                with open(path) as f:
+                with open(path, "rb") as f:  # bytes: PyYAML reports bad UTF-8 as a YAMLError
                     data = yaml.safe_load(f)
             except OSError as exc:
                 raise InputError(f"inputs: cannot read {path!r}: {exc.strerror}", 1) from None
             except yaml.YAMLError as exc:
                 raise InputError(f"inputs: {path!r} is not valid YAML: {exc}", 1) from None
+            except RecursionError:  # PyYAML's composer recurses once per nesting level
+                raise InputError(f"inputs: {path!r} is nested too deeply to read", 1) from None
             if not data:
                 raise InputError(f"inputs: {path!r} holds no entries (an empty dataset)", 1)
             if not isinstance(data, list):
@@ -652,6 +692,9 @@ class DFTYamlLoader:
             for i, shard in enumerate(data):
                 if not isinstance(shard, dict):
                     raise InputError(f"{path}: entry {i} must be a mapping", 1)
+                keys = [k for k in shard if not isinstance(k, str)]
+                if keys:  # YAML allows `1: x` or `null: x`; they would be keyword arguments below
+                    raise InputError(f"{path}: entry {i} has a key that is not a string: {keys[0]!r}", 1)
                 missing = [k for k in ("e_type", "systems") if k not in shard]
                 if missing:
                     raise InputError(f"{path}: entry {i} lacks {', '.join(missing)}", 1)

@@ -168,7 +168,7 @@ class SCFResult:
         return rho, sigma
 
     def backward(self, dL_dE: float = 0.0, dL_drho: np.ndarray | None = None, dL_deig: np.ndarray | None = None,
-                 *, tol: float = 1e-10, maxiter: int = 100) -> "Adjoints":
+                 *, tol: float = 1e-10, maxiter: int = 100, time_limit: float | None = None) -> "Adjoints":
         """The vector-Jacobian product of the converged SCF (reverse mode, adjoint method).
 
         Takes the loss's plain partial derivatives with respect to ``energy`` (Ha), ``density``
@@ -176,7 +176,9 @@ class SCFResult:
         grid adjoints: the loss's sensitivity to the functional's outputs e, vrho and vsigma at
         every grid point (see :class:`Adjoints`). An energy-only loss needs no response solve;
         density and eigenvalue losses solve the Dyson equation by GMRES to relative residual
-        ``tol`` (a :class:`ConvergenceError` otherwise). Can be called again for another loss.
+        ``tol`` (a :class:`ConvergenceError` otherwise) within ``maxiter`` GMRES iterations and,
+        if given, ``time_limit`` seconds of wall clock (a :class:`ConvergenceError` whose message
+        starts with ``time_limit:`` otherwise). Can be called again for another loss.
         """
         lib = _lib.load()
         n = int(np.prod(self.fft_size))
@@ -198,7 +200,10 @@ class SCFResult:
         adj_vrho = np.empty((self.nspin, n))
         adj_vsigma = np.empty((nsigma.value, n)) if family.value == 2 else None
         residual, iterations = ctypes.c_double(), ctypes.c_int()
-        options = json.dumps({"tol": float(tol), "maxiter": int(maxiter)})
+        options = {"tol": float(tol), "maxiter": int(maxiter)}
+        if time_limit is not None:
+            options["time_limit"] = float(time_limit)
+        options = json.dumps(options)
         _functional.check(lib.sxc_scf_backward(
             self._handle, float(dL_dE),
             drho.ctypes.data_as(ptr) if drho is not None else None, nrho,
@@ -270,7 +275,8 @@ def scf(system: System, xc: str = "lda,pw", *, tol: float = 1e-9, maxiter: int =
         nbands: int | None = None, mixing_beta: float | None = None, kerker_q0: float | None = None,
         raise_on_nonconvergence: bool = True, memory_limit_bytes: float | None = None,
         verbose: bool = False, threads: int | None = None, start: "SCFResult | None" = None,
-        xc_parameters: dict | None = None, density_tol: float | None = None) -> SCFResult:
+        xc_parameters: dict | None = None, density_tol: float | None = None,
+        time_limit: float | None = None) -> SCFResult:
     """Runs the Kohn-Sham SCF for ``system`` with functional ``xc``.
 
     Parameters
@@ -304,6 +310,11 @@ def scf(system: System, xc: str = "lda,pw", *, tol: float = 1e-9, maxiter: int =
         sqrt(tol) times the electron count. Tighten it for accurate densities (density losses).
     xc_parameters : dict, optional
         Overrides of a built-in functional's named parameters, e.g. ``{"kappa": 0.9}`` for PBE.
+    time_limit : float, optional
+        Wall-clock limit of the SCF loop, seconds (default: none, ``maxiter`` alone bounds it).
+        Checked before every iteration; an SCF still running past it raises
+        :class:`ConvergenceError` whose message starts with ``time_limit:`` (``.history`` holds
+        the residuals so far), whatever ``raise_on_nonconvergence`` says.
 
     Raises
     ------
@@ -315,7 +326,8 @@ def scf(system: System, xc: str = "lda,pw", *, tol: float = 1e-9, maxiter: int =
                "verbose": verbose}
     for key, value in (("nbands", nbands), ("mixing_beta", mixing_beta), ("kerker_q0", kerker_q0),
                        ("memory_limit_bytes", memory_limit_bytes), ("threads", threads),
-                       ("xc_parameters", xc_parameters), ("density_tol", density_tol)):
+                       ("xc_parameters", xc_parameters), ("density_tol", density_tol),
+                       ("time_limit", time_limit)):
         if value is not None:
             options[key] = value
     options_json = json.dumps({k: (v.item() if isinstance(v, np.generic) else v) for k, v in options.items()})

@@ -233,6 +233,25 @@ class System:
                    kshift=kshift, fft_size=fft_size, charge=charge, smearing=smearing,
                    temperature=temperature, magmoms=magmoms, symmetry=symmetry)
 
+    @classmethod
+    def from_json(cls, text: "str | bytes") -> "System":
+        """A `System` from the JSON of ``sxc_system_create`` (the inverse of :meth:`to_json`).
+
+        The core reads the text first, so malformed, oversized (> 4 MiB) or too deeply nested
+        (> 64 levels) JSON, unknown keys and wrong types raise :class:`InputError` naming the
+        offset or the field, exactly as through the C ABI. Keys left out take the C ABI's
+        defaults (``kpts`` [1, 1, 1], ...).
+        """
+        raw = text.encode("utf-8", errors="surrogatepass") if isinstance(text, str) else bytes(text)
+        lib = _lib.load()
+        handle = ctypes.c_void_p()
+        _lib.check(lib.sxc_system_create(raw, ctypes.byref(handle)))
+        _free_system(handle.value)
+        spec = json.loads(raw)
+        spec.setdefault("kpts", [1, 1, 1])
+        atoms = [(a["element"], a["position"]) for a in spec.pop("atoms")]
+        return cls(atoms=atoms, **spec)
+
     @property
     def atoms(self) -> list[tuple[str, np.ndarray]]:
         """[(element, position in bohr), ...]."""

@@ -56,13 +56,14 @@ class _Context:
     """What the backward pass needs, carried through autograd as a non-tensor argument."""
 
     def __init__(self, result: SCFResult, module: Any, params: list, tol: float, maxiter: int,
-                 on_backward_failure: Any = None):
+                 on_backward_failure: Any = None, time_limit: float | None = None):
         self.result = result
         self.on_backward_failure = on_backward_failure
         self.module = module
         self.params = params
         self.tol = tol
         self.maxiter = maxiter
+        self.time_limit = time_limit
         self.last_adjoints = None
 
 
@@ -86,7 +87,8 @@ class _SCFLayer(torch.autograd.Function):
         c: _Context = ctx.context
         d_e = float(g_energy) if g_energy is not None else 0.0
         try:
-            adj = c.result.backward(d_e, _nonzero(g_density), _nonzero(g_eigenvalues), tol=c.tol, maxiter=c.maxiter)
+            adj = c.result.backward(d_e, _nonzero(g_density), _nonzero(g_eigenvalues), tol=c.tol, maxiter=c.maxiter,
+                                      time_limit=c.time_limit)
         except SolidXCError as exc:
             if c.on_backward_failure is None:
                 raise
@@ -110,7 +112,7 @@ class _SCFLayer(torch.autograd.Function):
 
 
 def scf(system: System, xc: Any, *, tol: float = 1e-10, backward_tol: float = 1e-10, backward_maxiter: int = 100,
-        on_backward_failure: Any = None, **scf_kwargs: Any) -> SCFOutput:
+        on_backward_failure: Any = None, backward_time_limit: float | None = None, **scf_kwargs: Any) -> SCFOutput:
     """Runs the SCF with ``xc`` and returns differentiable outputs.
 
     Parameters
@@ -122,8 +124,9 @@ def scf(system: System, xc: Any, *, tol: float = 1e-10, backward_tol: float = 1e
         whose outputs carry no parameters.
     tol : float
         SCF energy tolerance, Ha. Gradients are as accurate as the SCF is converged.
-    backward_tol, backward_maxiter
-        Relative residual and iteration limit of the response (Dyson) solve in the backward pass.
+    backward_tol, backward_maxiter, backward_time_limit
+        Relative residual, iteration limit and wall-clock limit (seconds, default none) of the
+        response (Dyson) solve in the backward pass.
     on_backward_failure : callable, optional
         Called with the exception when the backward pass fails (a response solve that does not
         converge); this SCF then contributes zero gradients. By default the exception propagates.
@@ -134,9 +137,11 @@ def scf(system: System, xc: Any, *, tol: float = 1e-10, backward_tol: float = 1e
         registered = xc.as_registered()
         params = [p for p in xc.parameters() if p.requires_grad]
         result = _scf(system, registered, tol=tol, **scf_kwargs)
-        context = _Context(result, xc, params, backward_tol, backward_maxiter, on_backward_failure)
+        context = _Context(result, xc, params, backward_tol, backward_maxiter, on_backward_failure,
+                           backward_time_limit)
     else:
         result = _scf(system, xc, tol=tol, **scf_kwargs)
-        context = _Context(result, None, [], backward_tol, backward_maxiter, on_backward_failure)
+        context = _Context(result, None, [], backward_tol, backward_maxiter, on_backward_failure,
+                           backward_time_limit)
     energy, density, eigenvalues = _SCFLayer.apply(context, *context.params)
     return SCFOutput(energy, density, eigenvalues, result)

@@ -92,6 +92,11 @@ public struct Model {
                     throw SolidXCError.input(field: "magmoms[\(i)]", message: "\(m) Bohr magnetons exceeds the \(atoms[i].pseudo.zion) valence electrons of \(atoms[i].element)")
                 }
             }
+            // The moments set the initial spin split: more net moment than electrons cannot be.
+            let total = moments.reduce(0, +)
+            guard abs(total) <= nelectrons + 1e-9 else {
+                throw SolidXCError.input(field: "magmoms", message: "the initial moments add up to \(total) Bohr magnetons, more than the \(nelectrons) valence electrons of the cell (after charge \(spec.charge)); lower the moments or the charge")
+            }
             nspin = 2
             magmoms = moments
         } else {

@@ -83,6 +83,9 @@ public struct SCFOptions {
     public var densityTol: Double? = nil
     /// Largest number of SCF iterations.
     public var maxiter: Int = 100
+    /// Wall-clock limit of the SCF loop, seconds (nil: none). Checked after every iteration; an
+    /// SCF over it throws `SolidXCError.convergence` naming `time_limit`.
+    public var timeLimit: Double? = nil
     /// Number of bands per k-point, or nil for a default (occupied bands + a few).
     public var nbands: Int? = nil
     /// Anderson/Pulay mixing damping.

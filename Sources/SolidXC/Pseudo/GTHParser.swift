@@ -58,7 +58,7 @@ extension GTHPseudopotential {
                     field: "pseudo",
                     message: "unknown pseudopotential table '\(table)' for element \(symbol): expected "
                         + "gth-pade, gth-pbe, gth-pade-qN, gth-pbe-qN or the path of a readable "
-                        + "CP2K-format file")
+                        + "CP2K-format file (a regular file of at most 16 MiB)")
             }
             return try select(from: splitEntries(text, source: "file '\(table)'"), element: symbol,
                               valence: nil, source: "file '\(table)'")
@@ -339,17 +339,25 @@ extension GTHPseudopotential {
         return (String(s[..<q]), n)
     }
 
-    /// The whole file as UTF-8 text, or nil if it cannot be opened or read.
+    /// Largest pseudopotential file read (bytes); CP2K's whole GTH_POTENTIALS is under 1 MiB.
+    static let maxFileBytes = 16 << 20
+
+    /// The whole file as UTF-8 text, or nil if it cannot be opened or read, is not a regular file
+    /// (a FIFO, /dev/stdin or /dev/zero would block or never end) or is larger than `maxFileBytes`.
     static func readTextFile(_ path: String) -> String? {
-        guard !path.isEmpty, let file = fopen(path, "rb") else { return nil }
+        guard !path.isEmpty else { return nil }
+        var info = stat()
+        guard stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, Int(info.st_size) <= maxFileBytes,
+              let file = fopen(path, "rb") else { return nil }
         defer { fclose(file) }
         var bytes: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
+        while bytes.count <= maxFileBytes {
             let n = buffer.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, file) }
             bytes.append(contentsOf: buffer[0..<n])
             if n < buffer.count { break }
         }
+        guard bytes.count <= maxFileBytes else { return nil }
         guard ferror(file) == 0 else { return nil }
         return String(decoding: bytes, as: UTF8.self)
     }

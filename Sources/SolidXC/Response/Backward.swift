@@ -23,6 +23,10 @@ public struct BackwardOptions {
     public var tol: Double = 1e-10
     /// GMRES iterations (total, over restarts).
     public var maxiter: Int = 100
+    /// Wall-clock limit of the response solve, seconds (nil: none). Checked before every
+    /// application of chi0 (each bounded by its Sternheimer iteration limit); over it throws
+    /// `SolidXCError.convergence` naming `time_limit`.
+    public var timeLimit: Double? = nil
     public init() {}
 }
 
@@ -72,6 +76,8 @@ public extension SCFResult {
         guard options.maxiter >= 1, options.maxiter <= 100_000 else {
             throw SolidXCError.input(field: "maxiter", message: "must be between 1 and 100000, got \(options.maxiter)")
         }
+        try Deadline.validate(options.timeLimit)
+        let deadline = Deadline(seconds: options.timeLimit)
         if !gradient.density.isEmpty {
             guard gradient.density.count == nspin * n else {
                 throw SolidXCError.input(field: "dL_drho", message: "has \(gradient.density.count) values; expected nspin*n1*n2*n3 = \(nspin * n)")
@@ -138,7 +144,10 @@ public extension SCFResult {
             let tight = max(1e-14, 0.1 * options.tol)
             let chi0 = Chi0(state: state, tolerance: tight, maxIterations: 1000)
             let b = try chi0.apply(g)
+            var applications: [Double] = []
             let solved = try gmres(b: b, tol: options.tol, maxiter: options.maxiter) { x, relative in
+                try deadline.check("backward: the response (Dyson) solve stopped after \(applications.count) GMRES operator applications, not converged", history: applications)
+                if let relative { applications.append(relative) }
                 let kx = try kernel(x, state: state)
                 let loose = relative.map { min(1e-3, max(tight, tight / max($0, 1e-300))) } ?? tight
                 let ckx = try chi0.apply(kx, tolerance: loose)

@@ -142,6 +142,7 @@ public func runSCF(system prepared: PreparedSystem, options: SCFOptions) throws 
     guard options.maxiter >= 1, options.maxiter <= 100_000 else {
         throw SolidXCError.input(field: "maxiter", message: "must be between 1 and 100000, got \(options.maxiter)")
     }
+    try Deadline.validate(options.timeLimit)
     guard options.mixingBeta.isFinite, options.mixingBeta > 0, options.mixingBeta <= 1 else {
         throw SolidXCError.input(field: "mixing_beta", message: "must be in (0, 1], got \(options.mixingBeta)")
     }

@@ -272,7 +272,9 @@ public final class SelfConsistentField {
         var jointSpin = false
         let densityTolerance = options.densityTol ?? max(options.tol.squareRoot(), 1e-12) * basis.model.nelectrons
         let blockWeights = (0..<(nspin * nk)).map { basis.kpoints[$0 % nk].weight }
+        let deadline = Deadline(seconds: options.timeLimit)
         while iterations < options.maxiter {
+            try deadline.check("scf: stopped at iteration \(iterations + 1) of \(options.maxiter), not converged (last density residual \(residualHistory.last ?? .nan) electrons)", history: residualHistory)
             iterations += 1
             let v = try localPotential(rho: rhoIn, state: state)
             lastPotential = v
@@ -317,7 +319,7 @@ public final class SelfConsistentField {
             normalise(&rhoIn)
         }
         if !converged && options.raiseOnNonconvergence {
-            throw SolidXCError.convergence(message: "scf: not converged after \(iterations) iterations (tol \(options.tol) Ha; last energy change \(energyHistory.last.map { abs($0) } ?? .nan) Ha, density residual \(residualHistory.last ?? .nan) electrons)", history: residualHistory)
+            throw SolidXCError.convergence(message: "scf: not converged after \(iterations) iterations (maxiter \(options.maxiter), tol \(options.tol) Ha; last energy change \(energyHistory.last.map { abs($0) } ?? .nan) Ha, density residual \(residualHistory.last ?? .nan) electrons)", history: residualHistory)
         }
         let occupations = state.occupations
         if smearing != nil {

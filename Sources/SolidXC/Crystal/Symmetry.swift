@@ -57,9 +57,6 @@ public struct CrystalSymmetry {
     /// The lattice's point group: integer W (entries -1, 0, 1) with W^T M W = M for the metric
     /// M_ij = a_i . a_j, within a relative tolerance.
     static func latticeRotations(_ lattice: Lattice, tolerance: Double) -> [[[Int]]] {
-        let a = lattice.vectors
-        let metric = (0..<3).map { i in (0..<3).map { j in dot(a[i], a[j]) } }
-        let scale = (0..<3).map { metric[$0][$0] }.max() ?? 1
         var found: [[[Int]]] = []
         var w = [[Int]](repeating: [0, 0, 0], count: 3)
         for code in 0..<19683 {
@@ -67,17 +64,24 @@ public struct CrystalSymmetry {
             for i in 0..<3 { for j in 0..<3 { w[i][j] = c % 3 - 1; c /= 3 } }
             let d = SymmetryOperation.determinant(w)
             guard d == 1 || d == -1 else { continue }
-            var ok = true
-            outer: for i in 0..<3 {
-                for j in i..<3 {
-                    var s = 0.0
-                    for k in 0..<3 { for l in 0..<3 where w[k][i] != 0 && w[l][j] != 0 { s += Double(w[k][i] * w[l][j]) * metric[k][l] } }
-                    if abs(s - metric[i][j]) > tolerance * scale { ok = false; break outer }
-                }
-            }
-            if ok { found.append(w) }
+            if preservesMetric(w, of: lattice, tolerance: tolerance) { found.append(w) }
         }
         return found
+    }
+
+    /// W^T M W = M for the metric M_ij = a_i . a_j, within `tolerance` relative to the largest M_ii.
+    static func preservesMetric(_ w: [[Int]], of lattice: Lattice, tolerance: Double) -> Bool {
+        let a = lattice.vectors
+        let metric = (0..<3).map { i in (0..<3).map { j in dot(a[i], a[j]) } }
+        let scale = (0..<3).map { metric[$0][$0] }.max() ?? 1
+        for i in 0..<3 {
+            for j in i..<3 {
+                var s = 0.0
+                for k in 0..<3 { for l in 0..<3 where w[k][i] != 0 && w[l][j] != 0 { s += Double(w[k][i] * w[l][j]) * metric[k][l] } }
+                if abs(s - metric[i][j]) > tolerance * scale { return false }
+            }
+        }
+        return true
     }
 
     /// The space group of the atoms: for each lattice rotation W, the translations t = x_j - W x_0
@@ -153,21 +157,7 @@ public struct CrystalSymmetry {
     /// The operations whose rotation also keeps `lattice`'s metric (W^T M W = M, relative 1e-10):
     /// with a separate basis lattice the plane-wave spheres must map onto themselves.
     public func restricted(preservingMetricOf lattice: Lattice) -> CrystalSymmetry {
-        let a = lattice.vectors
-        let metric = (0..<3).map { i in (0..<3).map { j in dot(a[i], a[j]) } }
-        let scale = (0..<3).map { metric[$0][$0] }.max() ?? 1
-        let kept = operations.filter { op in
-            let w = op.rotation
-            for i in 0..<3 {
-                for j in 0..<3 {
-                    var s = 0.0
-                    for k in 0..<3 { for l in 0..<3 { s += Double(w[k][i] * w[l][j]) * metric[k][l] } }
-                    if abs(s - metric[i][j]) > 1e-10 * scale { return false }
-                }
-            }
-            return true
-        }
-        return CrystalSymmetry(operations: kept)
+        CrystalSymmetry(operations: operations.filter { CrystalSymmetry.preservesMetric($0.rotation, of: lattice, tolerance: 1e-10) })
     }
 
     /// The Cartesian rotation matrix (row-major) of an operation: R v = A^T W A^{-T} v, built by

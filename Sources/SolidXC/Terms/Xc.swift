@@ -45,10 +45,13 @@ public final class Xc: Term {
         return basis.fft.backwardReal(acc)
     }
 
+    /// The (s, t) spin pairs of the sigma blocks: (0, 0) unpolarised; uu, ud, dd polarised.
+    static func spinPairs(_ nspin: Int) -> [(Int, Int)] { nspin == 1 ? [(0, 0)] : [(0, 0), (0, 1), (1, 1)] }
+
     /// sigma blocks (1 or 3 of N) from the gradients of each spin density.
     func sigmas(_ grads: [[[Double]]], nspin: Int) -> [Double] {
         let n = basis.gridCount
-        let pairs = nspin == 1 ? [(0, 0)] : [(0, 0), (0, 1), (1, 1)]
+        let pairs = Xc.spinPairs(nspin)
         var sigma = [Double](repeating: 0, count: pairs.count * n)
         for (p, (s, t)) in pairs.enumerated() {
             for i in 0..<n {
@@ -151,7 +154,7 @@ public final class Xc: Term {
         for i in 0..<(nspin * n) { trace -= vrho[i] * state.rho[i] }
         for i in 0..<sigma.count { trace -= 2 * vsigma[i] * sigma[i] }
         var d = [[Double]](repeating: [0, 0, 0], count: 3)
-        let pairs = nspin == 1 ? [(0, 0)] : [(0, 0), (0, 1), (1, 1)]
+        let pairs = Xc.spinPairs(nspin)
         for (p, (s, t)) in pairs.enumerated() where gga {
             for a in 0..<3 {
                 for b in a..<3 {
@@ -250,7 +253,7 @@ final class XcKernel {
         // Inputs: drho_s, and dsigma_st = grad rho_s . grad drho_t + grad drho_s . grad rho_t.
         var inputs = drho
         if gga {
-            let pairs = nspin == 1 ? [(0, 0)] : [(0, 0), (0, 1), (1, 1)]
+            let pairs = Xc.spinPairs(nspin)
             for (s, t) in pairs {
                 for i in 0..<n {
                     var x = 0.0

@@ -557,10 +557,12 @@ _S_FACTOR = 6.187335452560271
 #: DeepChem's safenorm eps (per Cartesian component) and safepow eps.
 _SAFENORM_EPS = 1e-15
 _SAFEPOW_EPS = 1e-12
+#: -(3/4) (3/pi)^(1/3): the uniform electron gas's exchange energy per volume over n^(4/3).
+_EX_UNIF = -0.7385587663820224
 #: DeepChem's offset in xi = (n_up - n_down) / (n + 1e-18).
 _XI_EPS = 1e-18
 
-_TORCH_NAMES = ("BaseNNXC", "NNLDA", "NNPBE", "HybridXC")
+_TORCH_NAMES = ("BaseNNXC", "NNLDA", "NNPBE", "NNEnhancement", "HybridXC")
 _torch_classes: Optional[dict] = None
 
 
@@ -859,6 +861,50 @@ def _build_torch_classes() -> dict:
             s = grad_norm / _S_FACTOR * torch.sqrt(n * n + _SAFEPOW_EPS ** 2) ** (-4.0 / 3.0)
             return (self.nnmodel(torch.cat((n, xi, s), dim=-1)) * n).squeeze(-1)
 
+    class NNEnhancement(BaseNNXC):
+        """A neural GGA built for training on solids (``solidxc train``'s default network), not a
+        DeepChem class: an exchange-like energy density times a network of bounded inputs,
+
+            e = e_x^unif(n) * nnmodel(u, zeta^2, p~),   e_x^unif(n) = -(3/4) (3/pi)^(1/3) n^(4/3),
+
+        with u = n^(1/3) / (1 + n^(1/3)), zeta = (n_up - n_down) / n and p~ = p / (1 + p), where
+        p = s^2 = sigma / (4 (3 pi^2)^(2/3) n^(8/3)) is PBE's reduced gradient squared.
+
+        Why not NNPBE: DeepChem's NNPBE feeds the raw s = |grad n| / n^(4/3) to a softplus network
+        and multiplies by n. In a density tail s grows like n^(-1/3) (until DeepChem's safepow eps
+        caps n^(-4/3) near n ~ 1e-12), far outside what the network saw in bulk solids, and the
+        potential reaches tens of Ha in graphene's vacuum (its SCF diverged with a trained network);
+        de/dsigma ~ 1/|grad n| is also singular where grad n = 0. Here every input lies in [0, 1],
+        the energy density vanishes like n^(4/3) and both potentials stay finite: dp/dsigma is
+        finite (s^2, not s), and where n -> 0 the factors 1/(1 + p)^2 and n^(4/3) win.
+
+        ``NNEnhancement(nnmodel)`` (inputs (..., 3), float64) or ``NNEnhancement(3, nhid, ndepths,
+        activation)`` for DeepChem's default network shape.
+        """
+
+        def __init__(self, nnmodel: "torch.nn.Module | int | None" = None, nhid: int = 10, ndepths: int = 1,
+                     activation: str = "softplus"):
+            super().__init__()
+            nnmodel = 3 if nnmodel is None else nnmodel
+            self.nnmodel = network(nnmodel, nhid, ndepths, activation, 3, "NNEnhancement")
+
+        @property
+        def family(self) -> int:
+            return GGA
+
+        def get_edensityxc(self, rho, sigma=None):
+            if sigma is None:
+                raise ValueError("NNEnhancement is a GGA: sigma is required")
+            n, zeta = spin_parts(rho)
+            total = sigma if rho.dim() == 1 else sigma[0] + 2 * sigma[1] + sigma[2]
+            n = n.clamp(min=0)
+            cube_root = n ** (1.0 / 3.0)
+            n43 = n * cube_root
+            u = cube_root / (1 + cube_root)
+            p = total.clamp(min=0).unsqueeze(-1) / (_S_FACTOR ** 2 * (n43 * n43 + _SAFEPOW_EPS ** 2))
+            features = torch.cat((u, zeta * zeta, p / (1 + p)), dim=-1)
+            return (_EX_UNIF * n43 * self.nnmodel(features)).squeeze(-1)
+
     class HybridXC(BaseNNXC):
         """DeepChem's HybridXC: e = a * e_NN + b * e_base with trainable a (aweight) and b (bweight).
 
@@ -900,7 +946,8 @@ def _build_torch_classes() -> dict:
             base = _BaseEnergy.apply(rho, sigma if self.base.family == GGA else None, self.base)
             return nn * self.weight_activation(self.aweight) + base * self.weight_activation(self.bweight)
 
-    classes = {"BaseNNXC": BaseNNXC, "NNLDA": NNLDA, "NNPBE": NNPBE, "HybridXC": HybridXC}
+    classes = {"BaseNNXC": BaseNNXC, "NNLDA": NNLDA, "NNPBE": NNPBE, "NNEnhancement": NNEnhancement,
+               "HybridXC": HybridXC}
     for cls in classes.values():  # so that pickle (torch.save of a whole module) finds them here
         cls.__module__ = __name__
         cls.__qualname__ = cls.__name__

@@ -1,8 +1,10 @@
 """``solidxc train DATASET.yaml``: trains a HybridXC functional (a neural network plus PBE) on the
 dataset's training entries and reports lattice constants on the training and held-out sets.
 
-- Model: ``HybridXC("gga_x_pbe + gga_c_pbe", NNPBE network)``, e = a NN + b PBE, with a = 0 and
-  b = 1 at the start (DeepChem's default), so training starts from PBE.
+- Model: ``HybridXC("gga_x_pbe + gga_c_pbe", network)``, e = a NN + b PBE, with a = 0 and
+  b = 1 at the start (DeepChem's default), so training starts from PBE. The network is
+  ``NNEnhancement`` by default (e_x^unif(n) times a network of bounded inputs; finite potentials
+  in vacuum) or DeepChem's ``NNPBE`` (``--network nnpbe``), each with ``--hidden`` units.
 - Loss: mean over a batch of w_i (100 (p_i - y_i) / y_i)^2 for ``lattice`` entries (relative
   errors in per cent) and w_i (p_i - y_i)^2 (atomic units) for the others.
 - Every epoch ends with a checkpoint (``checkpoint.pt``) holding the model, optimizer, RNG
@@ -37,6 +39,8 @@ import numpy as np
 from .units import BOHR_IN_ANGSTROM
 
 BASE = "gga_x_pbe + gga_c_pbe"
+#: ``--network`` choices: solidxc's NNEnhancement (default) or DeepChem's NNPBE.
+NETWORKS = ("enhancement", "nnpbe")
 
 
 def _torch():
@@ -45,7 +49,7 @@ def _torch():
 
 
 #: Files the trainer writes in its output directory; their temporary files are ``NAME.tmp*``.
-OUTPUTS = ("checkpoint.pt", "checkpoint.prev.pt", "pbe.json", "results.md", "results.csv",
+OUTPUTS = ("checkpoint.pt", "checkpoint.prev.pt", "predictions.json", "results.md", "results.csv",
            "training_curve.png", "parity.png")
 
 
@@ -94,7 +98,7 @@ def _atomic_text(text: str, path: str) -> None:
 
 def _fingerprint(entries: Sequence[Any]) -> str:
     """A digest of the entries' definitions (name, type, value, weight, options, systems), so that a
-    checkpoint or a cached baseline is only reused for the dataset it was made from."""
+    checkpoint or a cached prediction is only reused for the dataset it was made from."""
     import hashlib
 
     def plain(value: Any) -> Any:
@@ -121,14 +125,59 @@ def entry_loss_term(entry: Any, prediction: Any) -> Any:
     return entry.get_weight() * (p - y) ** 2
 
 
+def build_model(network: str, hidden: int, on_failure: str = "skip", scf_options: dict | None = None) -> Any:
+    """The trainer's ``DFTXC``: HybridXC on PBE with a = 0, b = 1 and the chosen network."""
+    from .deepchem import DFTXC, _construct_nn_model
+    if network not in NETWORKS:
+        raise SystemExit(f"solidxc train: --network must be one of {', '.join(NETWORKS)}, got {network!r}")
+    if network == "enhancement":
+        from .functional import NNEnhancement
+        nnmodel = NNEnhancement(_construct_nn_model(3, hidden, 1, 1))
+    else:  # DeepChem's NNPBE around its default network (HybridXC wraps a plain network in NNPBE)
+        nnmodel = _construct_nn_model(3, hidden, 1, 1)
+    return DFTXC(BASE, nnmodel, aweight0=0.0, bweight0=1.0, on_failure=on_failure, scf_options=scf_options)
+
+
+def _predict_entry(entry: Any, xc: Any, scf_options: dict) -> tuple[float, str | None]:
+    """(prediction, None), or (nan, why) if the entry's SCF fails."""
+    torch = _torch()
+    from .deepchem import EntryError
+    from .errors import SolidXCError
+    try:
+        with torch.no_grad():
+            qcs = entry.run(xc, **scf_options)
+            value = (float(entry.get_val(qcs).reshape(-1)[0]) if entry.entry_type != "dens"
+                     else float(entry.prediction(qcs)))
+        return value, None
+    except (EntryError, SolidXCError) as exc:
+        return float("nan"), str(exc)
+
+
+def _worker_predict(dataset: str, index: int, spec: dict, scf_options: dict) -> tuple[float, str | None]:
+    """One entry's prediction in a worker process: the dataset is re-read (entries hold core handles,
+    which do not cross processes) and the functional rebuilt from ``spec``."""
+    torch = _torch()
+    from .deepchem import DFTYamlLoader
+    entry = DFTYamlLoader.load_entries(dataset)[index]
+    if spec["kind"] == "pbe":
+        xc = "pbe"
+    else:
+        model = build_model(spec["network"], spec["hidden"])
+        model.load_state_dict(spec["state"])
+        model.eval()
+        xc = model.hybridxc
+    torch.manual_seed(0)
+    return _predict_entry(entry, xc, scf_options)
+
+
 class Trainer:
     """The training loop behind ``solidxc train`` (usable from Python too)."""
 
     def __init__(self, entries: Sequence[Any], out: str, *, epochs: int = 5, learning_rate: float = 5e-3,
                  batch_size: int = 1, hidden: int = 10, seed: int = 0, threads: int | None = None,
-                 tol: float = 1e-9, on_failure: str = "skip", progress: bool = True):
+                 tol: float = 1e-9, on_failure: str = "skip", progress: bool = True, network: str = "enhancement",
+                 jobs: int = 1, dataset: str | None = None):
         torch = _torch()
-        from .deepchem import DFTXC, _construct_nn_model
         self.entries = list(entries)
         self.train = [e for e in self.entries if e.split == "train"]
         self.test = [e for e in self.entries if e.split != "train"]
@@ -144,8 +193,11 @@ class Trainer:
         scf_options = {"tol": tol}
         if threads is not None:
             scf_options["threads"] = threads
-        self.model = DFTXC(BASE, _construct_nn_model(3, hidden, 1, 1), aweight0=0.0, bweight0=1.0,
-                           on_failure=on_failure, scf_options=scf_options)
+        self.network, self.hidden = network, hidden
+        self.model = build_model(network, hidden, on_failure, scf_options)
+        #: Evaluation processes (``--jobs``); they need the dataset's path to re-read the entries.
+        self.jobs = max(1, int(jobs)) if dataset is not None else 1
+        self.dataset = dataset
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=learning_rate)
         self.history: list[dict] = []
         self.start_epoch = 0
@@ -153,7 +205,7 @@ class Trainer:
         self.previous_checkpoint = os.path.join(out, "checkpoint.prev.pt")
         self.resumed_from: str | None = None
         #: What a checkpoint must have been written with to be resumed (--epochs may differ).
-        self.settings = {"hidden": hidden, "learning_rate": learning_rate, "batch_size": self.batch_size,
+        self.settings = {"network": network, "hidden": hidden, "learning_rate": learning_rate, "batch_size": self.batch_size,
                          "seed": seed, "tol": tol, "train_entries": _fingerprint(self.train)}
         self._continuing = False  # True once this run's lineage owns checkpoint.pt (resumed or saved)
         self._lock = self._acquire_lock()
@@ -263,7 +315,7 @@ class Trainer:
     def _check_settings(self, path: str, saved: dict | None) -> None:
         if saved is None:  # written before checkpoints recorded their settings
             return
-        options = {"hidden": "--hidden", "learning_rate": "--lr", "batch_size": "--batch-size", "seed": "--seed",
+        options = {"network": "--network", "hidden": "--hidden", "learning_rate": "--lr", "batch_size": "--batch-size", "seed": "--seed",
                    "tol": "the SCF tolerance", "train_entries": "the training entries"}
         for key, option in options.items():
             if key in saved and saved[key] != self.settings[key]:
@@ -289,7 +341,7 @@ class Trainer:
         self.model.train()
         rng = np.random.default_rng(self.seed + epoch)
         order = rng.permutation(len(self.train))
-        losses = []
+        losses, batch_names = [], []
         failures_before = self.model.failures
         bar = self._bar(len(order), f"epoch {epoch + 1}/{self.epochs}")
         start = time.perf_counter()
@@ -309,6 +361,7 @@ class Trainer:
                 loss.backward()
                 self.optimizer.step()
                 losses.append(float(loss.detach()))
+                batch_names.append([entry.name for entry in batch])
                 if bar is not None:
                     bar.set_postfix(loss=f"{losses[-1]:.4g}", a=f"{float(self.model.hybridxc.aweight.detach()):.4f}",
                                     b=f"{float(self.model.hybridxc.bweight.detach()):.4f}")
@@ -318,6 +371,7 @@ class Trainer:
         if bar is not None:
             bar.close()
         record = {"epoch": epoch + 1, "loss": float(np.mean(losses)) if losses else float("nan"),
+                  "batch_losses": losses, "batch_entries": batch_names,
                   "skipped": self.model.failures - failures_before, "seconds": time.perf_counter() - start,
                   "aweight": float(self.model.hybridxc.aweight.detach()), "bweight": float(self.model.hybridxc.bweight.detach())}
         return record
@@ -332,48 +386,82 @@ class Trainer:
                   f"{record['seconds']:.1f} s", flush=True)
 
     # -- evaluation ----------------------------------------------------------------------------
-    def predict(self, entries: Sequence[Any], xc: Any, desc: str) -> list[float]:
-        torch = _torch()
-        from .deepchem import EntryError
-        from .errors import SolidXCError
-        values = []
-        bar = self._bar(len(entries), desc)
-        with torch.no_grad():
-            for entry in entries:
-                try:
-                    qcs = entry.run(xc, **self.model.scf_options)
-                    values.append(float(entry.get_val(qcs).reshape(-1)[0]) if entry.entry_type != "dens"
-                                  else float(entry.prediction(qcs)))
-                except (EntryError, SolidXCError) as exc:
-                    warnings.warn(f"solidxc train: {desc}: entry {entry.name!r} failed: {exc}", RuntimeWarning)
-                    values.append(float("nan"))
-                if bar is not None:
-                    bar.update(1)
+    def _functional(self, kind: str) -> tuple[str, dict]:
+        """(cache key, worker spec) of ``kind`` "pbe" or "trained" (the model's current parameters)."""
+        if kind == "pbe":
+            return "pbe", {"kind": "pbe"}
+        import hashlib
+        state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        digest = hashlib.sha256(f"{self.network}/{self.hidden}".encode())
+        for name in sorted(state):
+            digest.update(name.encode())
+            digest.update(state[name].to(_torch().float64).contiguous().numpy().tobytes())
+        return f"trained-{digest.hexdigest()[:24]}", {"kind": "trained", "network": self.network,
+                                                       "hidden": self.hidden, "state": state}
+
+    def _read_cache(self) -> dict:
+        path = os.path.join(self.out, "predictions.json")
+        try:
+            with open(path) as f:
+                cache = json.load(f)
+            return cache if isinstance(cache, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+    def predict(self, kind: str) -> list[float]:
+        """Every entry's prediction with PBE (``kind="pbe"``) or the trained functional, held-out entries
+        first. Each finished entry is stored at once in ``predictions.json`` (keyed by the functional's
+        parameters, the entry's definition and the SCF tolerance), so an interrupted evaluation resumes
+        where it stopped and PBE is computed once per dataset. With ``jobs`` > 1 the entries run in that
+        many worker processes (one SCF thread each unless --threads is given)."""
+        fkey, spec = self._functional(kind)
+        label = "PBE" if kind == "pbe" else "trained"
+        keys = [f"{fkey}|{_fingerprint([e])}|tol={self.settings['tol']:g}" for e in self.entries]
+        cache = self._read_cache()
+        todo = [i for i, key in enumerate(keys) if not isinstance(cache.get(key), (int, float))]
+        todo.sort(key=lambda i: self.entries[i].split == "train")  # held-out first: the numbers that matter
+        done = len(keys) - len(todo)
+        bar = self._bar(len(todo), label)
+
+        def store(i: int, value: float, error: str | None) -> None:
+            nonlocal done
+            done += 1
+            entry = self.entries[i]
+            if error is not None:
+                warnings.warn(f"solidxc train: {label}: entry {entry.name!r} failed: {error}", RuntimeWarning)
+            else:
+                cache[keys[i]] = value
+                _atomic_text(json.dumps(cache, indent=0, sort_keys=True), os.path.join(self.out, "predictions.json"))
+            if bar is not None:
+                bar.update(1)
+            else:
+                shown = value * BOHR_IN_ANGSTROM if entry.entry_type == "lattice" else value
+                unit = " Å" if entry.entry_type == "lattice" else ""
+                print(f"{label}: {entry.name} ({entry.split}) {shown:.5f}{unit} [{done}/{len(keys)}]", flush=True)
+
+        if self.jobs > 1 and len(todo) > 1:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+            options = dict(self.model.scf_options)
+            options.setdefault("threads", 1)
+            with ProcessPoolExecutor(max_workers=min(self.jobs, len(todo)),
+                                     mp_context=multiprocessing.get_context("spawn")) as pool:
+                futures = {pool.submit(_worker_predict, self.dataset, i, spec, options): i for i in todo}
+                from concurrent.futures import as_completed
+                for future in as_completed(futures):
+                    store(futures[future], *future.result())
+        else:
+            xc = "pbe" if kind == "pbe" else self.model.hybridxc
+            for i in todo:
+                store(i, *_predict_entry(self.entries[i], xc, self.model.scf_options))
         if bar is not None:
             bar.close()
-        return values
-
-    def baseline(self) -> list[float]:
-        """PBE values (cached in pbe.json: they do not depend on training, only on the entries)."""
-        path = os.path.join(self.out, "pbe.json")
-        names = [e.name for e in self.entries]
-        key = {"entries": _fingerprint(self.entries), "tol": self.settings["tol"]}
-        if os.path.exists(path):
-            try:
-                with open(path) as f:
-                    cached = json.load(f)
-            except (OSError, ValueError):
-                cached = {}
-            if cached.get("key") == key and len(cached.get("values", ())) == len(names):
-                return [float("nan") if v is None else v for v in cached["values"]]
-        values = self.predict(self.entries, "pbe", "PBE")
-        _atomic_text(json.dumps({"names": names, "key": key, "values": [None if np.isnan(v) else v for v in values]}), path)
-        return values
+        return [float(cache[key]) if isinstance(cache.get(key), (int, float)) else float("nan") for key in keys]
 
     def report(self) -> str:
         self.model.eval()
-        pbe = self.baseline()
-        trained = self.predict(self.entries, self.model.hybridxc, "trained")
+        pbe = self.predict("pbe")
+        trained = self.predict("trained")
         rows = []
         for entry, p, t in zip(self.entries, pbe, trained):
             y = float(entry.label().reshape(-1)[0])
@@ -396,7 +484,7 @@ class Trainer:
 
     def markdown(self, rows: list[dict]) -> str:
         lines = ["# SolidXC training results", "",
-                 f"HybridXC on {BASE} (e = a NN + b PBE): a = {float(self.model.hybridxc.aweight.detach()):.5f}, "
+                 f"HybridXC on {BASE} (e = a NN + b PBE, NN: {type(self.model.hybridxc.nnxc).__name__}): a = {float(self.model.hybridxc.aweight.detach()):.5f}, "
                  f"b = {float(self.model.hybridxc.bweight.detach()):.5f} after {len(self.history)} epochs; "
                  f"{self.model.failures} entry evaluations skipped during training.", "",
                  "| entry | split | type | experiment | PBE | trained | PBE error (%) | trained error (%) |",
@@ -422,11 +510,28 @@ class Trainer:
             import matplotlib.pyplot as plt
         except ImportError:  # pragma: no cover
             return
-        fig, ax = plt.subplots(figsize=(5, 3.5))
-        epochs = [h["epoch"] for h in self.history]
-        ax.plot(epochs, [h["loss"] for h in self.history], "o-")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("training loss (% error squared)")
+        fig, ax = plt.subplots(figsize=(6, 3.8))
+        # Every optimiser step's batch loss (on the entries of that batch, with the parameters before
+        # the step), and each epoch's mean at the epoch's end.
+        steps, batch_losses, ends = [], [], []
+        for h in self.history:
+            for value in h.get("batch_losses", []):
+                steps.append(len(steps) + 1)
+                batch_losses.append(value)
+            ends.append(len(steps))
+        if batch_losses:
+            ax.plot(steps, batch_losses, ".-", color="C0", alpha=0.6, lw=0.8, label="batch loss (before its step)")
+            ax.set_xlabel("optimiser step")
+            ax.plot(ends, [h["loss"] for h in self.history], "o", color="C3", label="epoch mean")
+            window = min(len(batch_losses), max(2, len(batch_losses) // 10))
+            if len(batch_losses) >= 4:
+                running = np.convolve(batch_losses, np.ones(window) / window, mode="valid")
+                ax.plot(steps[window - 1:], running, "-", color="k", lw=1.5, label=f"running mean of {window}")
+            ax.legend(fontsize=8)
+        else:  # checkpoints written before batch losses were kept
+            ax.plot([h["epoch"] for h in self.history], [h["loss"] for h in self.history], "o-")
+            ax.set_xlabel("epoch")
+        ax.set_ylabel("loss (% error squared)")
         ax.set_yscale("log")
         ax.set_title("SolidXC training curve")
         fig.tight_layout()
@@ -466,7 +571,8 @@ def main(args: argparse.Namespace) -> int:
     entries = DFTYamlLoader.load_entries(args.dataset)
     trainer = Trainer(entries, args.out, epochs=args.epochs, learning_rate=args.lr, batch_size=args.batch_size,
                       hidden=args.hidden, seed=args.seed, threads=args.threads, progress=not args.no_progress,
-                      on_failure="raise" if args.strict else "skip")
+                      on_failure="raise" if args.strict else "skip", network=args.network, jobs=args.jobs,
+                      dataset=args.dataset)
     if not args.restart and trainer.resume():
         print(f"solidxc train: resuming from {trainer.resumed_from} after epoch {trainer.start_epoch}", flush=True)
     print(f"solidxc train: {len(trainer.train)} training and {len(trainer.test)} held-out entries, "
@@ -487,8 +593,13 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--lr", type=float, default=5e-3, help="Adam learning rate")
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--hidden", type=int, default=10, help="hidden units of the network")
+    p.add_argument("--network", choices=NETWORKS, default="enhancement",
+                   help="enhancement: e_x^unif(n) x NN(bounded n, zeta^2, s^2 features) (default); "
+                        "nnpbe: DeepChem's NNPBE (raw n, xi, s; diverges in vacuum)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="threads over k-points (default: one per core)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="processes for the final evaluation (PBE and trained, entry by entry; default 1)")
     p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint and start again")
     p.add_argument("--strict", action="store_true", help="stop at the first failing entry instead of skipping it")
     p.add_argument("--no-progress", action="store_true", help="no progress bars: one line per batch instead")
@@ -500,6 +611,9 @@ def run(args: argparse.Namespace) -> int:
         args.dataset = path("small.yaml")
     if args.epochs < 1:
         print("solidxc train: --epochs must be at least 1", file=sys.stderr)
+        return 2
+    if args.jobs < 1:
+        print("solidxc train: --jobs must be at least 1", file=sys.stderr)
         return 2
     try:
         return main(args)

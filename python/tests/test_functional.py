@@ -241,11 +241,12 @@ def block_directions(x):
     return out
 
 
-@pytest.mark.parametrize("kind, nspin", [("NNLDA", 1), ("NNLDA", 2), ("NNPBE", 1), ("NNPBE", 2)])
+@pytest.mark.parametrize("kind, nspin", [("NNLDA", 1), ("NNLDA", 2), ("NNPBE", 1), ("NNPBE", 2),
+                                         ("NNEnhancement", 1), ("NNEnhancement", 2)])
 def test_nn_potentials_are_finite_differences_of_the_energy(kind, nspin):
     torch = pytest.importorskip("torch")
-    module = F.NNLDA(2, 8, ndepths=2) if kind == "NNLDA" else F.NNPBE(3, 8, ndepths=2)
-    gga = kind == "NNPBE"
+    module = F.NNLDA(2, 8, ndepths=2) if kind == "NNLDA" else getattr(F, kind)(3, 8, ndepths=2)
+    gga = kind != "NNLDA"
     rho, sigma, _ = gga_points(nspin)
     e, vrho, vsigma = module.xc_outputs(rho, sigma)
     assert e.dtype == torch.float64 and e.shape == (rho.shape[-1],) and vrho.shape == rho.shape
@@ -268,11 +269,45 @@ def test_nn_functionals_stay_finite_at_vanishing_density_and_gradient():
     torch = pytest.importorskip("torch")
     rho = np.array([[0.0, 1e-30, 1e-12, 0.3], [0.0, 0.0, 1e-14, 0.1]])
     sigma = np.array([[0.0, 0.0, 1e-30, 0.02], [0.0, 0.0, 0.0, -0.001], [0.0, 0.0, 0.0, 0.01]])
-    for module in (F.NNLDA(2, 4), F.NNPBE(3, 4)):
+    for module in (F.NNLDA(2, 4), F.NNPBE(3, 4), F.NNEnhancement(3, 4)):
         for r, s in ((rho, sigma), (rho.sum(0), sigma[0] + 2 * sigma[1] + sigma[2])):
             for out in module.xc_outputs(r, s):
                 if out is not None:
                     assert torch.isfinite(out).all(), (type(module).__name__, out)
+
+
+@pytest.mark.parametrize("nspin", [1, 2])
+def test_nn_enhancement_is_uniform_gas_exchange_times_the_network_of_bounded_features(nspin):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(3)
+    net = deepchem_net(torch, 3)
+    rho, sigma, _ = gga_points(nspin)
+    e = F.NNEnhancement(net)(torch.tensor(rho), torch.tensor(sigma)).detach().numpy()
+    # Written out independently: n, zeta, p = s^2 = |grad n|^2 / (4 (3 pi^2)^(2/3) n^(8/3)).
+    n = rho if nspin == 1 else rho[0] + rho[1]
+    zeta = np.zeros_like(n) if nspin == 1 else (rho[0] - rho[1]) / n
+    grad2 = sigma if nspin == 1 else sigma[0] + 2 * sigma[1] + sigma[2]
+    p = grad2 / (4 * (3 * np.pi ** 2) ** (2 / 3) * n ** (8 / 3))
+    features = np.stack([n ** (1 / 3) / (1 + n ** (1 / 3)), zeta ** 2, p / (1 + p)], axis=-1)
+    expected = -0.75 * (3 / np.pi) ** (1 / 3) * n ** (4 / 3) * net(torch.tensor(features)).detach().numpy()[:, 0]
+    assert_close(e, expected, 1e-12, "NNEnhancement e")
+
+
+def test_nn_enhancement_vanishes_in_vacuum_where_nnpbe_does_not():
+    """An exponential tail n = exp(-2 r) has |grad n| = 2 n. NNPBE's s = |grad n| / n^(4/3) grows
+    (until DeepChem's safepow eps caps n^(-4/3) near n ~ 1e-12), and with it the network's output and
+    the potential: tens of Ha in graphene's vacuum, where its SCF diverged. NNEnhancement's energy
+    density and potentials fall with n."""
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(1)
+    n = np.logspace(-2, -30, 15)
+    sigma = (2 * n) ** 2
+    e, vrho, vsigma = (x.detach().numpy() for x in F.NNEnhancement(3, 6).xc_outputs(n, sigma))
+    assert np.all(np.abs(e[1:]) < np.abs(e[:-1])) and abs(e[-1]) < 1e-38
+    assert np.all(np.abs(vrho[1:]) < np.abs(vrho[:-1])) and abs(vrho[-1]) < 1e-8
+    assert np.all(np.abs(vsigma[1:] * sigma[1:]) < np.abs(vsigma[:-1] * sigma[:-1]))
+    _, vrho_pbe, _ = (x.detach().numpy() for x in F.NNPBE(3, 6).xc_outputs(n, sigma))
+    assert np.abs(vrho_pbe).max() > 100 * abs(vrho_pbe[0])  # the contrast that motivates NNEnhancement
 
 
 @pytest.mark.parametrize("base", ["lda,pw", "pbe"])
@@ -304,10 +339,12 @@ def test_hybrid_outputs_are_differentiable_in_a_b_and_the_network():
     assert all(torch.isfinite(g).all() and g.abs().sum() > 0 for g in grads[2:])
 
 
-@pytest.mark.parametrize("kind, nspin", [("NNPBE", 1), ("NNPBE", 2), ("NNLDA", 2), ("HybridPBE", 1), ("HybridPBE", 2)])
+@pytest.mark.parametrize("kind, nspin", [("NNPBE", 1), ("NNPBE", 2), ("NNLDA", 2), ("HybridPBE", 1), ("HybridPBE", 2),
+                                         ("NNEnhancement", 1), ("NNEnhancement", 2)])
 def test_registered_torch_kernels_match_finite_differences_through_the_core(kind, nspin):
     torch = pytest.importorskip("torch")
     module = {"NNPBE": lambda: F.NNPBE(3, 6), "NNLDA": lambda: F.NNLDA(2, 6),
+              "NNEnhancement": lambda: F.NNEnhancement(3, 6),
               "HybridPBE": lambda: F.HybridXC("pbe", deepchem_net(torch, 3), aweight0=0.5, bweight0=0.7)}[kind]()
     rho, sigma, _ = gga_points(nspin)
     rng = np.random.default_rng(2)

@@ -235,3 +235,69 @@ def test_a_second_trainer_on_the_same_directory_is_refused(dataset, tmp_path):
     with pytest.raises(CheckpointError, match=f"{tmp_path} is in use by another solidxc train \\(pid {os.getpid()}\\)"):
         Trainer(entries, str(tmp_path), epochs=1, progress=False)
     del first
+
+
+def _with_checkpoints_of(reference: Path, out: Path) -> None:
+    """``out`` holds the reference run's trained checkpoints and nothing else: a resumed run has no
+    epoch left and only evaluates."""
+    out.mkdir()
+    for name in ("checkpoint.pt", "checkpoint.prev.pt"):
+        shutil.copy(reference / name, out / name)
+
+
+@pytest.mark.fast
+def test_evaluation_in_two_worker_processes_equals_the_serial_one_and_is_cached_per_entry(dataset, uninterrupted, tmp_path):
+    import csv
+    import json
+
+    from solidxc.units import BOHR_IN_ANGSTROM
+
+    reference = uninterrupted[0]
+    out = tmp_path / "jobs"
+    _with_checkpoints_of(reference, out)
+    run = _train(dataset, out, EPOCHS, "--jobs", "2")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert f"after epoch {EPOCHS}" in run.stdout
+    # Workers rebuild the entries and the trained functional from the dataset and the parameters.
+    assert (out / "results.csv").read_text() == (reference / "results.csv").read_text()
+    assert run.stdout.count("PBE: ") == run.stdout.count("trained: ") == len(DATASET)
+
+    # One cached value per (functional, entry): a rerun computes nothing and reads them. Planted values
+    # show that the table comes from the cache.
+    cache = json.loads((out / "predictions.json").read_text())
+    assert sorted(k.split("|")[0] == "pbe" for k in cache) == [False] * len(DATASET) + [True] * len(DATASET)
+    (out / "predictions.json").write_text(json.dumps({k: (10.0 if k.startswith("pbe|") else v) for k, v in cache.items()}))
+    rerun = _train(dataset, out, EPOCHS)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "PBE: " not in rerun.stdout and "trained: " not in rerun.stdout
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert [float(r["pbe"]) for r in rows] == [10.0 * BOHR_IN_ANGSTROM] * len(DATASET)
+    assert [r["trained"] for r in rows] == [r["trained"] for r in csv.DictReader(open(reference / "results.csv"))]
+
+
+@pytest.mark.fast
+def test_an_evaluation_killed_after_its_first_entry_resumes_with_the_second(dataset, uninterrupted, tmp_path):
+    reference = uninterrupted[0]
+    out = tmp_path / "killed_evaluation"
+    _with_checkpoints_of(reference, out)
+    process = subprocess.Popen(_command(dataset, out), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                               env=_env())
+    watchdog = threading.Timer(TIMEOUT, process.kill)
+    watchdog.start()
+    try:
+        for line in process.stdout:
+            if line.startswith("PBE: ") and line.rstrip().endswith(f"[1/{len(DATASET)}]"):
+                process.send_signal(signal.SIGKILL)
+                first = line.split()[1]
+                break
+        process.wait()
+        process.stdout.close()
+    finally:
+        watchdog.cancel()
+    assert process.returncode == -signal.SIGKILL
+    resumed = _train(dataset, out, EPOCHS)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    pbe_lines = [line for line in resumed.stdout.splitlines() if line.startswith("PBE: ")]
+    assert len(pbe_lines) == len(DATASET) - 1 and first not in pbe_lines[0]
+    assert pbe_lines[0].endswith(f"[{len(DATASET)}/{len(DATASET)}]")
+    assert (out / "results.csv").read_text() == (reference / "results.csv").read_text()

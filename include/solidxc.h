@@ -197,7 +197,7 @@ int sxc_functional_param_derivative(const char* name, const char* params_json, c
 /* Runs the self-consistent field with functional `xc` ("lda,pw", "lda,vwn", "teter", "pbe",
  * or a name registered with sxc_functional_register[_builtin]). `options_json` may be NULL
  * or "" for defaults, or an object with:
- *   "tol" (Ha, 1e-9), "maxiter" (100), "nbands" (null: automatic), "mixing_beta" (0.7),
+ *   "tol" (Ha, 1e-9), "maxiter" (100), "nbands" (null: automatic), "mixing_beta" (null: 1.0, 0.7 with spin),
  *   "kerker_q0" (1/bohr, 0.8), "raise_on_nonconvergence" (true), "memory_limit_bytes"
  *   (null: available memory), "verbose" (false: one line per iteration on stderr if true),
  *   "threads" (null: one per core), "time_limit" (seconds, null: none; checked before every

@@ -878,15 +878,20 @@ def _build_torch_classes() -> dict:
         the energy density vanishes like n^(4/3) and both potentials stay finite: dp/dsigma is
         finite (s^2, not s), and where n -> 0 the factors 1/(1 + p)^2 and n^(4/3) win.
 
+        ``uniform_gas=True`` multiplies the network by p~ as well, so the correction vanishes where
+        the density is uniform (s = 0) and the functional keeps its base's uniform-gas limit: the
+        network can only change how the energy responds to density gradients, as PBEsol's mu does.
+
         ``NNEnhancement(nnmodel)`` (inputs (..., 3), float64) or ``NNEnhancement(3, nhid, ndepths,
         activation)`` for DeepChem's default network shape.
         """
 
         def __init__(self, nnmodel: "torch.nn.Module | int | None" = None, nhid: int = 10, ndepths: int = 1,
-                     activation: str = "softplus"):
+                     activation: str = "softplus", uniform_gas: bool = False):
             super().__init__()
             nnmodel = 3 if nnmodel is None else nnmodel
             self.nnmodel = network(nnmodel, nhid, ndepths, activation, 3, "NNEnhancement")
+            self.uniform_gas = bool(uniform_gas)
 
         @property
         def family(self) -> int:
@@ -902,8 +907,11 @@ def _build_torch_classes() -> dict:
             n43 = n * cube_root
             u = cube_root / (1 + cube_root)
             p = total.clamp(min=0).unsqueeze(-1) / (_S_FACTOR ** 2 * (n43 * n43 + _SAFEPOW_EPS ** 2))
-            features = torch.cat((u, zeta * zeta, p / (1 + p)), dim=-1)
-            return (_EX_UNIF * n43 * self.nnmodel(features)).squeeze(-1)
+            bounded = p / (1 + p)
+            out = self.nnmodel(torch.cat((u, zeta * zeta, bounded), dim=-1))
+            if self.uniform_gas:
+                out = out * bounded
+            return (_EX_UNIF * n43 * out).squeeze(-1)
 
     class HybridXC(BaseNNXC):
         """DeepChem's HybridXC: e = a * e_NN + b * e_base with trainable a (aweight) and b (bweight).

@@ -292,7 +292,7 @@ def scf(system: System, xc: str = "lda,pw", *, tol: float = 1e-9, maxiter: int =
     nbands : int, optional
         Bands per k-point (default: occupied + a few).
     mixing_beta, kerker_q0 : float, optional
-        Anderson/Kerker mixing parameters (core defaults 0.7 and 0.8 / bohr).
+        Anderson/Kerker mixing parameters (core defaults: beta 1.0, 0.7 with spin; q0 0.8 / bohr).
     raise_on_nonconvergence : bool
         Raise :class:`ConvergenceError` (with ``.history``) if not converged; otherwise return
         a result with ``converged == False``.

@@ -3,8 +3,10 @@ dataset's training entries and reports lattice constants on the training and hel
 
 - Model: ``HybridXC("gga_x_pbe + gga_c_pbe", network)``, e = a NN + b PBE, with a = 0 and
   b = 1 at the start (DeepChem's default), so training starts from PBE. The network is
-  ``NNEnhancement`` by default (e_x^unif(n) times a network of bounded inputs; finite potentials
-  in vacuum) or DeepChem's ``NNPBE`` (``--network nnpbe``), each with ``--hidden`` units.
+  ``NNEnhancement(uniform_gas=True)`` by default (``--network gradient``: e_x^unif(n) p~ times a
+  network of bounded inputs; finite potentials in vacuum; no correction where s = 0, and b stays
+  1, so the uniform electron gas stays PBE's), ``NNEnhancement`` (``--network enhancement``: no
+  factor p~, b trained) or DeepChem's ``NNPBE`` (``--network nnpbe``), each with ``--hidden`` units.
 - Loss: mean over a batch of w_i (100 (p_i - y_i) / y_i)^2 for ``lattice`` entries (relative
   errors in per cent) and w_i (p_i - y_i)^2 (atomic units) for the others.
 - Every epoch ends with a checkpoint (``checkpoint.pt``) holding the model, optimizer, RNG
@@ -40,7 +42,7 @@ from .units import BOHR_IN_ANGSTROM
 
 BASE = "gga_x_pbe + gga_c_pbe"
 #: ``--network`` choices: solidxc's NNEnhancement (default) or DeepChem's NNPBE.
-NETWORKS = ("enhancement", "nnpbe")
+NETWORKS = ("gradient", "enhancement", "nnpbe")
 
 
 def _torch():
@@ -130,12 +132,17 @@ def build_model(network: str, hidden: int, on_failure: str = "skip", scf_options
     from .deepchem import DFTXC, _construct_nn_model
     if network not in NETWORKS:
         raise SystemExit(f"solidxc train: --network must be one of {', '.join(NETWORKS)}, got {network!r}")
-    if network == "enhancement":
+    if network in ("gradient", "enhancement"):
         from .functional import NNEnhancement
-        nnmodel = NNEnhancement(_construct_nn_model(3, hidden, 1, 1))
+        nnmodel = NNEnhancement(_construct_nn_model(3, hidden, 1, 1), uniform_gas=network == "gradient")
     else:  # DeepChem's NNPBE around its default network (HybridXC wraps a plain network in NNPBE)
         nnmodel = _construct_nn_model(3, hidden, 1, 1)
-    return DFTXC(BASE, nnmodel, aweight0=0.0, bweight0=1.0, on_failure=on_failure, scf_options=scf_options)
+    model = DFTXC(BASE, nnmodel, aweight0=0.0, bweight0=1.0, on_failure=on_failure, scf_options=scf_options)
+    if network == "gradient":
+        # b stays 1: with the network's correction vanishing at s = 0, the functional is exactly PBE
+        # (hence exact) for the uniform electron gas, whatever the training does.
+        model.hybridxc.bweight.requires_grad_(False)
+    return model
 
 
 def _predict_entry(entry: Any, xc: Any, scf_options: dict) -> tuple[float, str | None]:
@@ -151,6 +158,17 @@ def _predict_entry(entry: Any, xc: Any, scf_options: dict) -> tuple[float, str |
         return value, None
     except (EntryError, SolidXCError) as exc:
         return float("nan"), str(exc)
+
+
+def _die_with_parent() -> None:
+    """Worker initializer (Linux): the kernel sends SIGTERM to the worker when the trainer dies, so
+    a trainer killed during its evaluation leaves no worker computing SCFs for nobody."""
+    try:
+        import ctypes
+        import signal
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: workers exit at their next task instead
+        pass
 
 
 def _worker_predict(dataset: str, index: int, spec: dict, scf_options: dict) -> tuple[float, str | None]:
@@ -175,7 +193,7 @@ class Trainer:
 
     def __init__(self, entries: Sequence[Any], out: str, *, epochs: int = 5, learning_rate: float = 5e-3,
                  batch_size: int = 1, hidden: int = 10, seed: int = 0, threads: int | None = None,
-                 tol: float = 1e-9, on_failure: str = "skip", progress: bool = True, network: str = "enhancement",
+                 tol: float = 1e-9, on_failure: str = "skip", progress: bool = True, network: str = "gradient",
                  jobs: int = 1, dataset: str | None = None):
         torch = _torch()
         self.entries = list(entries)
@@ -315,6 +333,7 @@ class Trainer:
     def _check_settings(self, path: str, saved: dict | None) -> None:
         if saved is None:  # written before checkpoints recorded their settings
             return
+        saved = {"network": "nnpbe", **saved}  # written before --network existed: DeepChem's NNPBE
         options = {"network": "--network", "hidden": "--hidden", "learning_rate": "--lr", "batch_size": "--batch-size", "seed": "--seed",
                    "tol": "the SCF tolerance", "train_entries": "the training entries"}
         for key, option in options.items():
@@ -444,7 +463,7 @@ class Trainer:
             from concurrent.futures import ProcessPoolExecutor
             options = dict(self.model.scf_options)
             options.setdefault("threads", 1)
-            with ProcessPoolExecutor(max_workers=min(self.jobs, len(todo)),
+            with ProcessPoolExecutor(max_workers=min(self.jobs, len(todo)), initializer=_die_with_parent,
                                      mp_context=multiprocessing.get_context("spawn")) as pool:
                 futures = {pool.submit(_worker_predict, self.dataset, i, spec, options): i for i in todo}
                 from concurrent.futures import as_completed
@@ -523,10 +542,11 @@ class Trainer:
             ax.plot(steps, batch_losses, ".-", color="C0", alpha=0.6, lw=0.8, label="batch loss (before its step)")
             ax.set_xlabel("optimiser step")
             ax.plot(ends, [h["loss"] for h in self.history], "o", color="C3", label="epoch mean")
-            window = min(len(batch_losses), max(2, len(batch_losses) // 10))
-            if len(batch_losses) >= 4:
+            # The mean over the last epoch's worth of steps: every training entry once, whatever the order.
+            window = len(self.history[0].get("batch_losses", []))
+            if 2 <= window < len(batch_losses):
                 running = np.convolve(batch_losses, np.ones(window) / window, mode="valid")
-                ax.plot(steps[window - 1:], running, "-", color="k", lw=1.5, label=f"running mean of {window}")
+                ax.plot(steps[window - 1:], running, "-", color="k", lw=1.5, label=f"mean of the last {window} steps")
             ax.legend(fontsize=8)
         else:  # checkpoints written before batch losses were kept
             ax.plot([h["epoch"] for h in self.history], [h["loss"] for h in self.history], "o-")
@@ -593,9 +613,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--lr", type=float, default=5e-3, help="Adam learning rate")
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--hidden", type=int, default=10, help="hidden units of the network")
-    p.add_argument("--network", choices=NETWORKS, default="enhancement",
-                   help="enhancement: e_x^unif(n) x NN(bounded n, zeta^2, s^2 features) (default); "
-                        "nnpbe: DeepChem's NNPBE (raw n, xi, s; diverges in vacuum)")
+    p.add_argument("--network", choices=NETWORKS, default="gradient",
+                   help="gradient: e_x^unif(n) x p~ x NN(bounded n, zeta^2, s^2 features), b fixed at 1, so the "
+                        "uniform electron gas stays PBE's (default); enhancement: the same without the factor p~, "
+                        "b trained; nnpbe: DeepChem's NNPBE (raw n, xi, s; diverges in vacuum)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="threads over k-points (default: one per core)")
     p.add_argument("--jobs", type=int, default=1,

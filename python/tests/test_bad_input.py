@@ -187,6 +187,23 @@ def test_mixing_beta_out_of_range_is_refused():
     assert_input_error(excinfo, "mixing_beta")
 
 
+def test_kerker_q0_zero_is_plain_anderson_not_nan():
+    """q0 = 0 switches Kerker damping off; its G = 0 factor was 0/0 (NaN densities)."""
+    plain = solidxc.scf(si(), kerker_q0=0.0, tol=1e-10)
+    default = solidxc.scf(si(), tol=1e-10)
+    assert plain.converged and abs(plain.energy - default.energy) < 1e-8
+
+
+def test_default_mixing_beta_is_one_without_spin_and_0_7_with_spin():
+    """Default (None) = 1.0 without spin and 0.7 with collinear spin: bitwise the explicit runs,
+    and not the other value's."""
+    for system, beta, other in ((si(), 1.0, 0.7),
+                                (si(magmoms=[0.5, 0.5], smearing="fermi-dirac", temperature=0.01), 0.7, 1.0)):
+        default = solidxc.scf(system, tol=1e-10)
+        assert default.energy == solidxc.scf(system, tol=1e-10, mixing_beta=beta).energy
+        assert list(default.residual_history) != list(solidxc.scf(system, tol=1e-10, mixing_beta=other).residual_history)
+
+
 def test_non_integer_maxiter_is_refused():
     with pytest.raises(InputError) as excinfo:
         solidxc.scf(si(), maxiter=10.5)

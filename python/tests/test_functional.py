@@ -242,10 +242,11 @@ def block_directions(x):
 
 
 @pytest.mark.parametrize("kind, nspin", [("NNLDA", 1), ("NNLDA", 2), ("NNPBE", 1), ("NNPBE", 2),
-                                         ("NNEnhancement", 1), ("NNEnhancement", 2)])
+                                         ("NNEnhancement", 1), ("NNEnhancement", 2), ("uniform_gas", 1), ("uniform_gas", 2)])
 def test_nn_potentials_are_finite_differences_of_the_energy(kind, nspin):
     torch = pytest.importorskip("torch")
-    module = F.NNLDA(2, 8, ndepths=2) if kind == "NNLDA" else getattr(F, kind)(3, 8, ndepths=2)
+    module = (F.NNLDA(2, 8, ndepths=2) if kind == "NNLDA" else F.NNEnhancement(3, 8, ndepths=2, uniform_gas=True)
+              if kind == "uniform_gas" else getattr(F, kind)(3, 8, ndepths=2))
     gga = kind != "NNLDA"
     rho, sigma, _ = gga_points(nspin)
     e, vrho, vsigma = module.xc_outputs(rho, sigma)
@@ -277,12 +278,14 @@ def test_nn_functionals_stay_finite_at_vanishing_density_and_gradient():
 
 
 @pytest.mark.parametrize("nspin", [1, 2])
-def test_nn_enhancement_is_uniform_gas_exchange_times_the_network_of_bounded_features(nspin):
+@pytest.mark.parametrize("uniform_gas", [False, True])
+def test_nn_enhancement_is_uniform_gas_exchange_times_the_network_of_bounded_features(nspin, uniform_gas):
     torch = pytest.importorskip("torch")
     torch.manual_seed(3)
     net = deepchem_net(torch, 3)
     rho, sigma, _ = gga_points(nspin)
-    e = F.NNEnhancement(net)(torch.tensor(rho), torch.tensor(sigma)).detach().numpy()
+    module = F.NNEnhancement(net, uniform_gas=uniform_gas)
+    e = module(torch.tensor(rho), torch.tensor(sigma)).detach().numpy()
     # Written out independently: n, zeta, p = s^2 = |grad n|^2 / (4 (3 pi^2)^(2/3) n^(8/3)).
     n = rho if nspin == 1 else rho[0] + rho[1]
     zeta = np.zeros_like(n) if nspin == 1 else (rho[0] - rho[1]) / n
@@ -290,7 +293,13 @@ def test_nn_enhancement_is_uniform_gas_exchange_times_the_network_of_bounded_fea
     p = grad2 / (4 * (3 * np.pi ** 2) ** (2 / 3) * n ** (8 / 3))
     features = np.stack([n ** (1 / 3) / (1 + n ** (1 / 3)), zeta ** 2, p / (1 + p)], axis=-1)
     expected = -0.75 * (3 / np.pi) ** (1 / 3) * n ** (4 / 3) * net(torch.tensor(features)).detach().numpy()[:, 0]
+    if uniform_gas:
+        expected = expected * p / (1 + p)
     assert_close(e, expected, 1e-12, "NNEnhancement e")
+    if uniform_gas:  # no gradient, no correction: e, vrho and vsigma of a uniform density are 0
+        flat = np.zeros_like(sigma)
+        for out in module.xc_outputs(rho, flat):
+            assert float(out.detach().abs().max()) == 0.0
 
 
 def test_nn_enhancement_vanishes_in_vacuum_where_nnpbe_does_not():

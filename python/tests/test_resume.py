@@ -301,3 +301,46 @@ def test_an_evaluation_killed_after_its_first_entry_resumes_with_the_second(data
     assert len(pbe_lines) == len(DATASET) - 1 and first not in pbe_lines[0]
     assert pbe_lines[0].endswith(f"[{len(DATASET)}/{len(DATASET)}]")
     assert (out / "results.csv").read_text() == (reference / "results.csv").read_text()
+
+
+@pytest.mark.fast
+def test_evaluation_workers_die_with_a_killed_trainer(tmp_path):
+    """A worker busy with a long task (here a 120 s sleep for an SCF) is stopped by the kernel when
+    the trainer process dies (SIGKILL: no cleanup runs in the trainer), instead of finishing its task
+    for nobody."""
+    import time
+
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import multiprocessing, os, sys, time\n"
+        "from concurrent.futures import ProcessPoolExecutor\n"
+        "from solidxc.train import _die_with_parent\n"
+        "if __name__ == '__main__':\n"
+        "    pool = ProcessPoolExecutor(1, initializer=_die_with_parent, mp_context=multiprocessing.get_context('spawn'))\n"
+        "    pool.submit(os.getpid).result()\n"            # the worker has started and run its initializer
+        "    future = pool.submit(time.sleep, 120)\n"
+        "    print(pool.submit(os.getpid).done() or '', flush=True)\n"
+        "    print(list(pool._processes)[0], flush=True)\n"
+        "    time.sleep(120)\n")
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=_env())
+    try:
+        parent.stdout.readline()
+        worker = int(parent.stdout.readline())
+        time.sleep(0.5)  # the worker is inside time.sleep(120)
+        os.kill(worker, 0)  # alive
+        parent.kill()
+        parent.wait(timeout=10)
+        for _ in range(100):
+            try:
+                os.kill(worker, 0)
+            except ProcessLookupError:
+                break
+            if open(f"/proc/{worker}/stat").read().split()[2] == "Z":  # exited, not yet reaped
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(worker, signal.SIGKILL)
+            pytest.fail("the worker outlived its parent by 10 s")
+    finally:
+        parent.kill()
+        parent.stdout.close()

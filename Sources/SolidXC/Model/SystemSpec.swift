@@ -88,8 +88,9 @@ public struct SCFOptions {
     public var timeLimit: Double? = nil
     /// Number of bands per k-point, or nil for a default (occupied bands + a few).
     public var nbands: Int? = nil
-    /// Anderson/Pulay mixing damping.
-    public var mixingBeta: Double = 0.7
+    /// Anderson/Pulay mixing damping; nil: 1.0 without spin (ABINIT's diemix default), 0.7 with
+    /// collinear spin, where undamped steps make magnets (Ni) oscillate (24 iterations instead of 17).
+    public var mixingBeta: Double? = nil
     /// Kerker wavevector (1/bohr).
     public var kerkerQ0: Double = 0.8
     /// Throw `SolidXCError.convergence` when not converged; otherwise return `converged == false`.

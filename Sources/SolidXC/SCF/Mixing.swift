@@ -29,8 +29,10 @@ public final class AndersonKerkerMixer {
         var tg = basis.fft.forward(real: total)
         let q2 = q0 * q0
         for i in 0..<n {
+            // G = 0 carries no residual (the densities are normalised); with q0 = 0 (no Kerker
+            // damping) its factor 0/0 would be NaN, so it is set to 0 explicitly.
             let g2 = basis.gNorm2[i]
-            tg[i] = (g2 / (g2 + q2)) * tg[i]
+            tg[i] = g2 > 0 ? (g2 / (g2 + q2)) * tg[i] : Complex(0, 0)
         }
         let pt = basis.fft.backwardReal(tg)
         if nspin == 1 { return pt }

@@ -143,8 +143,8 @@ public func runSCF(system prepared: PreparedSystem, options: SCFOptions) throws 
         throw SolidXCError.input(field: "maxiter", message: "must be between 1 and 100000, got \(options.maxiter)")
     }
     try Deadline.validate(options.timeLimit)
-    guard options.mixingBeta.isFinite, options.mixingBeta > 0, options.mixingBeta <= 1 else {
-        throw SolidXCError.input(field: "mixing_beta", message: "must be in (0, 1], got \(options.mixingBeta)")
+    if let beta = options.mixingBeta, !(beta.isFinite && beta > 0 && beta <= 1) {
+        throw SolidXCError.input(field: "mixing_beta", message: "must be in (0, 1], got \(beta)")
     }
     guard options.kerkerQ0.isFinite, options.kerkerQ0 >= 0 else {
         throw SolidXCError.input(field: "kerker_q0", message: "must be a finite number >= 0 (1/bohr), got \(options.kerkerQ0)")

@@ -248,7 +248,7 @@ public final class SelfConsistentField {
 
     public func run() throws -> SCFResult {
         let nk = basis.kpoints.count
-        let mixer = AndersonKerkerMixer(basis: basis, beta: options.mixingBeta, q0: options.kerkerQ0)
+        let mixer = AndersonKerkerMixer(basis: basis, beta: options.mixingBeta ?? (nspin == 2 ? 0.7 : 1.0), q0: options.kerkerQ0)
         var rhoIn = initialDensity()
         var state = SCFState(rho: rhoIn, nspin: nspin, orbitals: [], occupations: [], nbands: nbands)
         if let start = options.start {

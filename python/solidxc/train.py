@@ -41,7 +41,8 @@ import numpy as np
 from .units import BOHR_IN_ANGSTROM
 
 BASE = "gga_x_pbe + gga_c_pbe"
-#: ``--network`` choices: solidxc's NNEnhancement (default) or DeepChem's NNPBE.
+#: ``--network`` choices: NNEnhancement with (gradient, the default) or without (enhancement) the
+#: uniform-gas constraint, or DeepChem's NNPBE.
 NETWORKS = ("gradient", "enhancement", "nnpbe")
 
 

@@ -185,7 +185,7 @@ struct LOBPCG {
             // their P: dropping it (their step is mostly rounding) cost 10-30 % more iterations on the
             // benchmark cases; the Ritz-value check above catches the rare step that noise spoils.
             var kept: [Complex] = []
-            kept.reserveCapacity(active.count * r2)
+            kept.reserveCapacity(newWidth * r2)
             for v in 0..<newWidth {
                 var norm = 0.0
                 for g in 0..<r2 { norm += step[v * r2 + g].norm2 }

@@ -530,7 +530,29 @@ class Trainer:
             import matplotlib.pyplot as plt
         except ImportError:  # pragma: no cover
             return
-        fig, ax = plt.subplots(figsize=(6, 3.8))
+        # Entries differ in how far PBE is from experiment, so the raw batch losses mostly show which
+        # entry was drawn. Each step's loss over the same entries' PBE loss shows what the training
+        # has done so far (1: no better than PBE); drawn beside them when the batches are known.
+        pbe_terms = {r["name"]: r["pbe_error_percent"] ** 2 for r in rows
+                     if r["type"] == "lattice" and np.isfinite(r["pbe_error_percent"])}
+        ratios = []
+        for h in self.history:
+            for value, names in zip(h.get("batch_losses", []), h.get("batch_entries", [])):
+                base = np.mean([pbe_terms.get(n, np.nan) for n in names]) if names else np.nan
+                ratios.append(value / base if base > 0 else np.nan)
+        relative = bool(ratios) and bool(np.isfinite(ratios).any())
+        fig, axes = plt.subplots(1, 2 if relative else 1, figsize=(11 if relative else 6, 3.8), squeeze=False)
+        ax = axes[0][0]
+        if relative:
+            bx = axes[0][1]
+            bx.plot(np.arange(1, len(ratios) + 1), ratios, ".-", color="C1", lw=0.8,
+                    label="batch loss / its entries' PBE loss")
+            bx.axhline(1, color="k", lw=0.8, ls="--")
+            bx.set_yscale("log")
+            bx.set_xlabel("optimiser step")
+            bx.set_ylabel("loss relative to PBE")
+            bx.set_title("Relative to PBE on the same entries")
+            bx.legend(fontsize=8)
         # Every optimiser step's batch loss (on the entries of that batch, with the parameters before
         # the step), and each epoch's mean at the epoch's end.
         steps, batch_losses, ends = [], [], []

@@ -873,7 +873,8 @@ def _build_torch_classes() -> dict:
         Why not NNPBE: DeepChem's NNPBE feeds the raw s = |grad n| / n^(4/3) to a softplus network
         and multiplies by n. In a density tail s grows like n^(-1/3) (until DeepChem's safepow eps
         caps n^(-4/3) near n ~ 1e-12), far outside what the network saw in bulk solids, and the
-        potential reaches tens of Ha in graphene's vacuum (its SCF diverged with a trained network);
+        potential follows (22 Ha in an exponential tail with a random network, in the test; graphene's
+        SCF diverged with a trained NNPBE);
         de/dsigma ~ 1/|grad n| is also singular where grad n = 0. Here every input lies in [0, 1],
         the energy density vanishes like n^(4/3) and both potentials stay finite: dp/dsigma is
         finite (s^2, not s), and where n -> 0 the factors 1/(1 + p)^2 and n^(4/3) win.

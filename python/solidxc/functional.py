@@ -615,6 +615,10 @@ def _build_torch_classes() -> dict:
             return n, (up - down) / (n + _XI_EPS)
         raise ValueError(f"rho: expected shape (np,) or (2, np), got {tuple(rho.shape)}")
 
+    def total_sigma(rho: "torch.Tensor", sigma: "torch.Tensor") -> "torch.Tensor":
+        """|grad n|^2 of the total density: sigma, or sigma_uu + 2 sigma_ud + sigma_dd with spin."""
+        return sigma if rho.dim() == 1 else sigma[0] + 2 * sigma[1] + sigma[2]
+
     class _BaseEnergy(torch.autograd.Function):
         """e of a core functional; backward gives vrho and vsigma from the same core call as
         differentiable outputs of `_BasePotentials`, whose backward is the core's kernel."""
@@ -856,7 +860,7 @@ def _build_torch_classes() -> dict:
             if sigma is None:
                 raise ValueError("NNPBE is a GGA: sigma is required")
             n, xi = spin_parts(rho)
-            total = sigma if rho.dim() == 1 else sigma[0] + 2 * sigma[1] + sigma[2]
+            total = total_sigma(rho, sigma)
             grad_norm = torch.sqrt(total.clamp(min=0) + 3 * _SAFENORM_EPS ** 2).unsqueeze(-1)
             s = grad_norm / _S_FACTOR * torch.sqrt(n * n + _SAFEPOW_EPS ** 2) ** (-4.0 / 3.0)
             return (self.nnmodel(torch.cat((n, xi, s), dim=-1)) * n).squeeze(-1)
@@ -902,7 +906,7 @@ def _build_torch_classes() -> dict:
             if sigma is None:
                 raise ValueError("NNEnhancement is a GGA: sigma is required")
             n, zeta = spin_parts(rho)
-            total = sigma if rho.dim() == 1 else sigma[0] + 2 * sigma[1] + sigma[2]
+            total = total_sigma(rho, sigma)
             n = n.clamp(min=0)
             cube_root = n ** (1.0 / 3.0)
             n43 = n * cube_root

@@ -461,13 +461,12 @@ class Trainer:
 
         if self.jobs > 1 and len(todo) > 1:
             import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
+            from concurrent.futures import ProcessPoolExecutor, as_completed
             options = dict(self.model.scf_options)
             options.setdefault("threads", 1)
             with ProcessPoolExecutor(max_workers=min(self.jobs, len(todo)), initializer=_die_with_parent,
                                      mp_context=multiprocessing.get_context("spawn")) as pool:
                 futures = {pool.submit(_worker_predict, self.dataset, i, spec, options): i for i in todo}
-                from concurrent.futures import as_completed
                 for future in as_completed(futures):
                     store(futures[future], *future.result())
         else:

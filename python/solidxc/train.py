@@ -7,8 +7,14 @@ dataset's training entries and reports lattice constants on the training and hel
   network of bounded inputs; finite potentials in vacuum; no correction where s = 0, and b stays
   1, so the uniform electron gas stays PBE's), ``NNEnhancement`` (``--network enhancement``: no
   factor p~, b trained) or DeepChem's ``NNPBE`` (``--network nnpbe``), each with ``--hidden`` units.
-- Loss: mean over a batch of w_i (100 (p_i - y_i) / y_i)^2 for ``lattice`` entries (relative
-  errors in per cent) and w_i (p_i - y_i)^2 (atomic units) for the others.
+- Loss: mean over a batch of w_i (100 (p_i - t_i) / y_i)^2 for ``lattice`` entries (relative
+  errors in per cent) and w_i (p_i - t_i)^2 (atomic units) for the others. The target t_i is the
+  experimental value y_i (``--targets experiment``) or, with ``--targets pseudo-corrected``,
+  y_i + (PBE_i - PBE_i^ref): our PBE a0 minus an all-electron-quality PBE a0 of the same solid
+  (the entry's ``pbe_reference_angstrom``) is the error of the pseudopotential, so the network is
+  trained on the functional's error only, not on the pseudopotentials' (cheap reduced-valence
+  pseudopotentials put up to 1.4 % into some entries). ``auto`` (the default) corrects when every
+  training entry has a reference. Results are always reported against experiment.
 - Every epoch ends with a checkpoint (``checkpoint.pt``) holding the model, optimizer, RNG
   states, failure counters, history and the run's settings; a restart resumes from it and
   continues the loss curve. A run killed at any moment (even with SIGKILL) resumes from its last
@@ -44,6 +50,11 @@ BASE = "gga_x_pbe + gga_c_pbe"
 #: ``--network`` choices: NNEnhancement with (gradient, the default) or without (enhancement) the
 #: uniform-gas constraint, or DeepChem's NNPBE.
 NETWORKS = ("gradient", "enhancement", "nnpbe")
+#: ``--targets`` choices (see the module docstring).
+TARGETS = ("auto", "experiment", "pseudo-corrected")
+#: Entry keys that document a reference value and do not change what an entry computes; they are
+#: left out of the prediction cache's key.
+REFERENCE_ONLY = ("pbe_reference_angstrom", "pbe_reference_source")
 
 
 def _torch():
@@ -99,9 +110,11 @@ def _atomic_text(text: str, path: str) -> None:
     _atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
-def _fingerprint(entries: Sequence[Any]) -> str:
+def _fingerprint(entries: Sequence[Any], references: bool = True) -> str:
     """A digest of the entries' definitions (name, type, value, weight, options, systems), so that a
-    checkpoint or a cached prediction is only reused for the dataset it was made from."""
+    checkpoint or a cached prediction is only reused for the dataset it was made from.
+    ``references=False`` leaves out the ``REFERENCE_ONLY`` keys (for predictions, which they do not
+    change)."""
     import hashlib
 
     def plain(value: Any) -> Any:
@@ -112,20 +125,42 @@ def _fingerprint(entries: Sequence[Any]) -> str:
         return repr(value)
 
     described = [{"name": e.name, "type": e.entry_type, "true_val": str(e.true_val), "weight": e.get_weight(),
-                  "split": e.split, "options": e.options, "systems": [s.system for s in e.get_systems()]}
+                  "split": e.split,
+                  "options": {k: v for k, v in e.options.items() if references or k not in REFERENCE_ONLY}, "systems": [s.system for s in e.get_systems()]}
                  for e in entries]
     text = json.dumps(described, sort_keys=True, default=plain)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def entry_loss_term(entry: Any, prediction: Any) -> Any:
-    """One entry's loss: relative error in per cent squared for lattice entries, else squared error."""
-    torch = _torch()
-    y = torch.from_numpy(np.asarray(entry.label(), dtype=float)).reshape(-1)[0]
+def entry_loss_term(entry: Any, prediction: Any, target: float | None = None) -> Any:
+    """One entry's loss: error against ``target`` (default: the entry's label) relative to the label,
+    in per cent, squared, for lattice entries; else the squared error."""
+    y = float(np.asarray(entry.label(), dtype=float).reshape(-1)[0])
+    t = y if target is None else float(target)
     p = prediction.reshape(-1)[0]
     if entry.entry_type == "lattice":
-        return entry.get_weight() * (100.0 * (p - y) / y) ** 2
-    return entry.get_weight() * (p - y) ** 2
+        return entry.get_weight() * (100.0 * (p - t) / y) ** 2
+    return entry.get_weight() * (p - t) ** 2
+
+
+def pbe_reference(entry: Any) -> float | None:
+    """The entry's ``pbe_reference_angstrom`` in bohr (None if absent); InputError if it is not a
+    positive number."""
+    from .errors import InputError
+    value = entry.options.get("pbe_reference_angstrom")
+    if value is None:
+        return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not np.isfinite(value) or value <= 0 or isinstance(entry.options.get("pbe_reference_angstrom"), bool):
+        raise InputError(f"entry {entry.name!r}: pbe_reference_angstrom must be a positive number (Å), got "
+                         f"{entry.options.get('pbe_reference_angstrom')!r}", 1)
+    if entry.entry_type != "lattice":
+        raise InputError(f"entry {entry.name!r}: pbe_reference_angstrom is only meaningful for lattice entries, "
+                         f"not {entry.entry_type!r}", 1)
+    return value / BOHR_IN_ANGSTROM
 
 
 def build_model(network: str, hidden: int, on_failure: str = "skip", scf_options: dict | None = None) -> Any:
@@ -195,13 +230,25 @@ class Trainer:
     def __init__(self, entries: Sequence[Any], out: str, *, epochs: int = 5, learning_rate: float = 5e-3,
                  batch_size: int = 1, hidden: int = 10, seed: int = 0, threads: int | None = None,
                  tol: float = 1e-9, on_failure: str = "skip", progress: bool = True, network: str = "gradient",
-                 jobs: int = 1, dataset: str | None = None):
+                 jobs: int = 1, dataset: str | None = None, targets: str = "auto"):
         torch = _torch()
         self.entries = list(entries)
         self.train = [e for e in self.entries if e.split == "train"]
         self.test = [e for e in self.entries if e.split != "train"]
         if not self.train:
             raise SystemExit("solidxc train: the dataset has no training entries (split: train)")
+        if targets not in TARGETS:
+            raise SystemExit(f"solidxc train: --targets must be one of {', '.join(TARGETS)}, got {targets!r}")
+        references = [pbe_reference(e) for e in self.train]
+        if targets == "auto":
+            targets = "pseudo-corrected" if all(r is not None for r in references) else "experiment"
+        elif targets == "pseudo-corrected" and any(r is None for r in references):
+            missing = [e.name for e, r in zip(self.train, references) if r is None]
+            raise SystemExit(f"solidxc train: --targets pseudo-corrected needs pbe_reference_angstrom in every "
+                             f"training entry; missing in {', '.join(missing)}")
+        self.target_mode = targets
+        #: Training targets by entry index in ``self.train`` (None: the label); set by ``prepare_targets``.
+        self.targets: list[float | None] = [None] * len(self.train)
         self.out = out
         self.epochs = epochs
         self.batch_size = max(1, batch_size)
@@ -225,7 +272,8 @@ class Trainer:
         self.resumed_from: str | None = None
         #: What a checkpoint must have been written with to be resumed (--epochs may differ).
         self.settings = {"network": network, "hidden": hidden, "learning_rate": learning_rate, "batch_size": self.batch_size,
-                         "seed": seed, "tol": tol, "train_entries": _fingerprint(self.train)}
+                         "seed": seed, "tol": tol, "targets": self.target_mode,
+                         "train_entries": _fingerprint(self.train, references=self.target_mode != "experiment")}
         self._continuing = False  # True once this run's lineage owns checkpoint.pt (resumed or saved)
         self._lock = self._acquire_lock()
         self._remove_temporaries()
@@ -334,8 +382,9 @@ class Trainer:
     def _check_settings(self, path: str, saved: dict | None) -> None:
         if saved is None:  # written before checkpoints recorded their settings
             return
-        saved = {"network": "nnpbe", **saved}  # written before --network existed: DeepChem's NNPBE
-        options = {"network": "--network", "hidden": "--hidden", "learning_rate": "--lr", "batch_size": "--batch-size", "seed": "--seed",
+        # written before --network (DeepChem's NNPBE) or --targets (experiment) existed
+        saved = {"network": "nnpbe", "targets": "experiment", **saved}
+        options = {"targets": "--targets", "network": "--network", "hidden": "--hidden", "learning_rate": "--lr", "batch_size": "--batch-size", "seed": "--seed",
                    "tol": "the SCF tolerance", "train_entries": "the training entries"}
         for key, option in options.items():
             if key in saved and saved[key] != self.settings[key]:
@@ -347,6 +396,26 @@ class Trainer:
                                       f"({detail}); use the same settings, or pass --restart to start again")
 
     # -- training ------------------------------------------------------------------------------
+    def prepare_targets(self) -> None:
+        """With pseudo-corrected targets: PBE on every entry first (held-out first, cached, in ``jobs``
+        processes), then t_i = y_i + (PBE_i - PBE_i^ref) for the training entries, printed. An entry
+        whose PBE scan fails stops the run (its target would be unknown)."""
+        if self.target_mode != "pseudo-corrected":
+            return
+        pbe = self.predict("pbe")
+        index = {id(e): i for i, e in enumerate(self.entries)}
+        rows = []
+        for k, entry in enumerate(self.train):
+            p = pbe[index[id(entry)]]
+            if not np.isfinite(p):
+                raise SystemExit(f"solidxc train: entry {entry.name!r}: its PBE scan failed, so its pseudo-corrected "
+                                 f"target is unknown; fix the entry or use --targets experiment")
+            y = float(entry.label().reshape(-1)[0])
+            self.targets[k] = y + (p - pbe_reference(entry))
+            rows.append(f"{entry.name} {100 * (p - pbe_reference(entry)) / y:+.2f}")
+        print("solidxc train: pseudo-corrected targets, pseudopotential error of PBE a0 (%): " + ", ".join(rows),
+              flush=True)
+
     def _bar(self, total: int, desc: str):
         if not self.progress:
             return None
@@ -367,13 +436,14 @@ class Trainer:
         start = time.perf_counter()
         batches = -(-len(order) // self.batch_size)
         for number, first in enumerate(range(0, len(order), self.batch_size), 1):
-            batch = [self.train[i] for i in order[first:first + self.batch_size]]
+            indices = order[first:first + self.batch_size]
+            batch = [self.train[i] for i in indices]
             self.optimizer.zero_grad()
             terms = []
-            for entry in batch:
+            for i, entry in zip(indices, batch):
                 prediction = self.model(entry)
                 if torch.isfinite(prediction).all() and prediction.requires_grad:
-                    terms.append(entry_loss_term(entry, prediction))
+                    terms.append(entry_loss_term(entry, prediction, self.targets[i]))
                 if bar is not None:
                     bar.update(1)
             if terms:
@@ -436,7 +506,7 @@ class Trainer:
         many worker processes (one SCF thread each unless --threads is given)."""
         fkey, spec = self._functional(kind)
         label = "PBE" if kind == "pbe" else "trained"
-        keys = [f"{fkey}|{_fingerprint([e])}|tol={self.settings['tol']:g}" for e in self.entries]
+        keys = [f"{fkey}|{_fingerprint([e], references=False)}|tol={self.settings['tol']:g}" for e in self.entries]
         cache = self._read_cache()
         todo = [i for i, key in enumerate(keys) if not isinstance(cache.get(key), (int, float))]
         todo.sort(key=lambda i: self.entries[i].split == "train")  # held-out first: the numbers that matter
@@ -614,11 +684,12 @@ def main(args: argparse.Namespace) -> int:
     trainer = Trainer(entries, args.out, epochs=args.epochs, learning_rate=args.lr, batch_size=args.batch_size,
                       hidden=args.hidden, seed=args.seed, threads=args.threads, progress=not args.no_progress,
                       on_failure="raise" if args.strict else "skip", network=args.network, jobs=args.jobs,
-                      dataset=args.dataset)
+                      dataset=args.dataset, targets=args.targets)
     if not args.restart and trainer.resume():
         print(f"solidxc train: resuming from {trainer.resumed_from} after epoch {trainer.start_epoch}", flush=True)
     print(f"solidxc train: {len(trainer.train)} training and {len(trainer.test)} held-out entries, "
-          f"{args.epochs} epochs, output in {args.out}", flush=True)
+          f"{args.epochs} epochs, targets: {trainer.target_mode}, output in {args.out}", flush=True)
+    trainer.prepare_targets()
     trainer.fit()
     text = trainer.report()
     print(text)
@@ -639,6 +710,11 @@ def add_parser(sub: Any) -> None:
                    help="gradient: e_x^unif(n) x p~ x NN(bounded n, zeta^2, s^2 features), b fixed at 1, so the "
                         "uniform electron gas stays PBE's (default); enhancement: the same without the factor p~, "
                         "b trained; nnpbe: DeepChem's NNPBE (raw n, xi, s; diverges in vacuum)")
+    p.add_argument("--targets", choices=TARGETS, default="auto",
+                   help="training targets: experiment, or pseudo-corrected = experiment + (our PBE a0 - the entry's "
+                        "pbe_reference_angstrom), which removes the pseudopotential's error from what the network "
+                        "learns (PBE is then computed before training); auto (default): pseudo-corrected if every "
+                        "training entry has a reference")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="threads over k-points (default: one per core)")
     p.add_argument("--jobs", type=int, default=1,

@@ -106,6 +106,31 @@ final class TermConsistencyTests: XCTestCase {
         }
     }
 
+    /// The SCF asks terms for `energy(state)` alone; it must equal `evaluate(state).energy` bit for
+    /// bit (Xc, Hartree and LocalPseudo skip the potential there). Xc evaluated in chunks on
+    /// several threads must give the same bits as on one.
+    func testEnergyAloneAndThreadedXcEqualTheFullEvaluation() throws {
+        let basis = try Fixtures.basis(Fixtures.silicon(displacement: [0.1, -0.05, 0.02]))
+        XCTAssertGreaterThanOrEqual(basis.gridCount, 4096, "the chunked XC path needs a grid of at least 4096 points")
+        var terms: [Term] = [Hartree(basis: basis), LocalPseudo(basis: basis)]
+        for name in ["lda,pw", "pbe"] { terms.append(Xc(basis: basis, functional: try FunctionalRegistry.shared.make(name))) }
+        for nspin in [1, 2] {
+            let s = state(density(basis, nspin: nspin, zeta: 0.3), nspin: nspin)
+            for term in terms {
+                let full = try term.evaluate(s)
+                XCTAssertEqual(try term.energy(s).bitPattern, full.energy.bitPattern, "\(term.name) nspin \(nspin)")
+                guard let xc = term as? Xc else { continue }
+                for threads in [2, 3] {
+                    xc.threads = threads
+                    let threaded = try xc.evaluate(s)
+                    xc.threads = 1
+                    XCTAssertEqual(threaded.energy.bitPattern, full.energy.bitPattern, "\(xc.functional.name) threads \(threads)")
+                    XCTAssertEqual(threaded.potential, full.potential, "\(xc.functional.name) threads \(threads)")
+                }
+            }
+        }
+    }
+
     /// For orbital terms, dE/dh along psi + h dpsi equals 2 w f Re<dpsi|H_term|psi>, with H_term the
     /// dense operator the term adds to the Hamiltonian.
     func testOrbitalTermOperatorsAreEnergyDerivatives() throws {

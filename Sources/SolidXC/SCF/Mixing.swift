@@ -113,36 +113,34 @@ public final class AndersonKerkerMixer {
         var x = rhoIn
         for i in 0..<count { x[i] += beta * f[i] }
         guard m > 0 else { return x }
-        // Least squares: minimise |f - sum_j gamma_j (f - f_j)|^2 over the history.
-        var df: [[Double]] = []
-        var dx: [[Double]] = []
-        for j in 0..<m {
-            var a = [Double](repeating: 0, count: count)
-            var b = [Double](repeating: 0, count: count)
-            for i in 0..<count {
-                a[i] = f[i] - residuals[j][i]
-                b[i] = rhoIn[i] - inputs[j][i]
-            }
-            df.append(a)
-            dx.append(b)
-        }
+        // Least squares: minimise |f - sum_j gamma_j (f - f_j)|^2 over the history. The differences
+        // f - f_j and x - x_j are formed on the fly, not stored: 2m arrays of the grid's size
+        // (35 MiB for spin-polarised Ni on 48^3 with m = 10) that would double the mixer's memory.
         var gram = [Double](repeating: 0, count: m * m)
         var rhs = [Double](repeating: 0, count: m)
-        for a in 0..<m {
-            for b in a..<m {
-                var s = 0.0
-                for i in 0..<count { s += df[a][i] * df[b][i] }
-                gram[a * m + b] = s
-                gram[b * m + a] = s
+        f.withUnsafeBufferPointer { fp in
+            for a in 0..<m {
+                residuals[a].withUnsafeBufferPointer { ra in
+                    for b in a..<m {
+                        residuals[b].withUnsafeBufferPointer { rb in
+                            var s = 0.0
+                            for i in 0..<count { s += (fp[i] - ra[i]) * (fp[i] - rb[i]) }
+                            gram[a * m + b] = s
+                            gram[b * m + a] = s
+                        }
+                    }
+                    var s = 0.0
+                    for i in 0..<count { s += (fp[i] - ra[i]) * fp[i] }
+                    rhs[a] = s
+                }
             }
-            var s = 0.0
-            for i in 0..<count { s += df[a][i] * f[i] }
-            rhs[a] = s
         }
         guard let gamma = AndersonKerkerMixer.solveRegularised(gram, rhs, m) else { return x }
         for j in 0..<m {
             let g = gamma[j]
-            for i in 0..<count { x[i] -= g * (dx[j][i] + beta * df[j][i]) }
+            inputs[j].withUnsafeBufferPointer { xj in residuals[j].withUnsafeBufferPointer { fj in
+                for i in 0..<count { x[i] -= g * ((rhoIn[i] - xj[i]) + beta * (f[i] - fj[i])) }
+            } }
         }
         return x
     }

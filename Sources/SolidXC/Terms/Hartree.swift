@@ -9,7 +9,8 @@ public final class Hartree: Term {
     let basis: PlaneWaveBasis
     public init(basis: PlaneWaveBasis) { self.basis = basis }
 
-    func potential(ofTotal rho: [Double], nspin: Int) -> (energy: Double, potential: [Double]) {
+    /// The energy and 4 pi rho(G)/G^2 (G = 0 set to 0) of the spin-summed density.
+    private func energyAndPotentialG(ofTotal rho: [Double], nspin: Int) -> (energy: Double, vG: [Complex]) {
         let n = basis.gridCount
         var total = [Double](repeating: 0, count: n)
         for s in 0..<nspin { for i in 0..<n { total[i] += rho[s * n + i] } }
@@ -22,7 +23,14 @@ public final class Hartree: Term {
             energy += factor * rhoG[i].norm2
             rhoG[i] = factor * rhoG[i]
         }
-        energy *= 0.5 * basis.model.lattice.volume
+        return (energy * 0.5 * basis.model.lattice.volume, rhoG)
+    }
+
+    public func energy(_ state: SCFState) throws -> Double { energyAndPotentialG(ofTotal: state.rho, nspin: state.nspin).energy }
+
+    func potential(ofTotal rho: [Double], nspin: Int) -> (energy: Double, potential: [Double]) {
+        let n = basis.gridCount
+        let (energy, rhoG) = energyAndPotentialG(ofTotal: rho, nspin: nspin)
         let v = basis.fft.backwardReal(rhoG)
         var potential = [Double](repeating: 0, count: nspin * n)
         for s in 0..<nspin { for i in 0..<n { potential[s * n + i] = v[i] } }

@@ -45,13 +45,18 @@ public final class LocalPseudo: Term {
 
     public func localPotential(_ state: SCFState) throws -> [Double]? { try evaluate(state).potential }
 
-    public func evaluate(_ state: SCFState) throws -> TermEvaluation {
+    public func energy(_ state: SCFState) throws -> Double {
         let n = basis.gridCount
         var energy = 0.0
         for s in 0..<state.nspin {
             for i in 0..<n { energy += (potentialReal[i] - averageShift) * state.rho[s * n + i] }
         }
-        energy *= basis.dv
+        return energy * basis.dv
+    }
+
+    public func evaluate(_ state: SCFState) throws -> TermEvaluation {
+        let n = basis.gridCount
+        let energy = try energy(state)
         var potential = [Double](repeating: 0, count: state.nspin * n)
         for s in 0..<state.nspin { for i in 0..<n { potential[s * n + i] = potentialReal[i] } }
         return TermEvaluation(energy: energy, potential: potential)

@@ -5,6 +5,9 @@ public final class Xc: Term {
     public let name = "xc"
     let basis: PlaneWaveBasis
     public let functional: Functional
+    /// Threads for evaluating a built-in functional (the SCF sets its k-point thread count).
+    /// The evaluation is pointwise, so the result does not depend on it, bit for bit.
+    var threads = 1
 
     public init(basis: PlaneWaveBasis, functional: Functional) {
         self.basis = basis
@@ -88,6 +91,9 @@ public final class Xc: Term {
     func evaluateFunctional(rho: [Double], sigma: [Double], nspin: Int) throws -> (e: [Double], vrho: [Double], vsigma: [Double]) {
         let n = basis.gridCount
         let gga = functional.family == .gga
+        if threads > 1, n >= 4096, let builtin = functional as? BuiltinFunctional {
+            return try evaluateInChunks(builtin, rho: rho, sigma: sigma, nspin: nspin)
+        }
         var e = [Double](repeating: 0, count: n)
         var vrho = [Double](repeating: 0, count: nspin * n)
         var vsigma = [Double](repeating: 0, count: gga ? sigma.count : 0)
@@ -106,6 +112,59 @@ public final class Xc: Term {
         return (e, vrho, vsigma)
     }
 
+    /// A built-in functional on `threads` contiguous ranges of grid points at once. Arrays are
+    /// blocked by spin (and sigma component), so each range is gathered into its own compact
+    /// buffers and the outputs are scattered back. (Callback functionals run whole, on the caller's
+    /// thread: a Python callback must not be entered from several threads.)
+    private func evaluateInChunks(_ builtin: BuiltinFunctional, rho: [Double], sigma: [Double], nspin: Int) throws
+        -> (e: [Double], vrho: [Double], vsigma: [Double]) {
+        let n = basis.gridCount
+        let gga = builtin.family == .gga
+        let nsigma = gga ? sigma.count / n : 0
+        var e = [Double](repeating: 0, count: n)
+        var vrho = [Double](repeating: 0, count: nspin * n)
+        var vsigma = [Double](repeating: 0, count: gga ? sigma.count : 0)
+        let chunks = threads
+        var failure: Error?
+        let lock = Lock()
+        e.withUnsafeMutableBufferPointer { ep in vrho.withUnsafeMutableBufferPointer { vp in vsigma.withUnsafeMutableBufferPointer { sp in
+            rho.withUnsafeBufferPointer { rp in sigma.withUnsafeBufferPointer { gp in
+                // Sendable wrappers are not needed: each worker writes a disjoint range.
+                let eOut = ep.baseAddress!, vOut = vp.baseAddress!, sOut = sp.baseAddress
+                let rIn = rp.baseAddress!, gIn = gp.baseAddress
+                parallelWorkers(chunks) { chunk in
+                    let start = n * chunk / chunks, end = n * (chunk + 1) / chunks, m = end - start
+                    if m == 0 { return }
+                    var r = [Double](repeating: 0, count: nspin * m)
+                    var g = [Double](repeating: 0, count: nsigma * m)
+                    for s in 0..<nspin { for i in 0..<m { r[s * m + i] = rIn[s * n + start + i] } }
+                    for c in 0..<nsigma { for i in 0..<m { g[c * m + i] = gIn![c * n + start + i] } }
+                    var ce = [Double](repeating: 0, count: m)
+                    var cv = [Double](repeating: 0, count: nspin * m)
+                    var cs = [Double](repeating: 0, count: nsigma * m)
+                    do {
+                        try r.withUnsafeBufferPointer { rb in try g.withUnsafeBufferPointer { gb in
+                            try ce.withUnsafeMutableBufferPointer { eb in try cv.withUnsafeMutableBufferPointer { vb in
+                                try cs.withUnsafeMutableBufferPointer { sb in
+                                    try builtin.evaluate(nspin: nspin, npoints: m, rho: rb.baseAddress!, sigma: gga ? gb.baseAddress : nil,
+                                                         e: eb.baseAddress!, vrho: vb.baseAddress!, vsigma: gga ? sb.baseAddress : nil)
+                                }
+                            } }
+                        } }
+                    } catch {
+                        lock.withLock { if failure == nil { failure = error } }
+                        return
+                    }
+                    for i in 0..<m { eOut[start + i] = ce[i] }
+                    for s in 0..<nspin { for i in 0..<m { vOut[s * n + start + i] = cv[s * m + i] } }
+                    for c in 0..<nsigma { for i in 0..<m { sOut![c * n + start + i] = cs[c * m + i] } }
+                }
+            } }
+        } } }
+        if let failure { throw failure }
+        return (e, vrho, vsigma)
+    }
+
     /// The functional at a density: the spin densities' gradients and sigma (GGA), e, vrho, vsigma.
     func evaluateFunctional(rho: [Double], nspin: Int) throws
         -> (grads: [[[Double]]], sigma: [Double], e: [Double], vrho: [Double], vsigma: [Double]) {
@@ -118,14 +177,26 @@ public final class Xc: Term {
 
     public func localPotential(_ state: SCFState) throws -> [Double]? { try evaluate(state).potential }
 
+    /// The energy without the potential's gradient correction (four FFTs for a GGA).
+    public func energy(_ state: SCFState) throws -> Double {
+        let energy = integrate(try evaluateFunctional(rho: state.rho, nspin: state.nspin).e)
+        guard energy.isFinite else {
+            throw SolidXCError.callback(message: "xc: functional '\(functional.name)' returned a non-finite energy")
+        }
+        return energy
+    }
+
+    private func integrate(_ e: [Double]) -> Double {
+        var energy = 0.0
+        for i in 0..<basis.gridCount { energy += e[i] }
+        return energy * basis.dv
+    }
+
     public func evaluate(_ state: SCFState) throws -> TermEvaluation {
-        let n = basis.gridCount
         let nspin = state.nspin
         let gga = functional.family == .gga
         let (grads, _, e, vrho, vsigma) = try evaluateFunctional(rho: state.rho, nspin: nspin)
-        var energy = 0.0
-        for i in 0..<n { energy += e[i] }
-        energy *= basis.dv
+        let energy = integrate(e)
         for x in vrho where !x.isFinite {
             throw SolidXCError.callback(message: "xc: functional '\(functional.name)' returned a non-finite potential")
         }

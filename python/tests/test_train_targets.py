@@ -148,3 +148,29 @@ def test_checkpoint_of_the_other_target_mode_is_refused(tmp_path):
     # In experiment mode the reference keys are documentation: a dataset without them resumes.
     third = Trainer(_entries(tmp_path, references=False), str(out), progress=False, targets="experiment")
     assert third.resume()
+
+
+@pytest.mark.fast
+def test_report_measures_pbe_and_trained_against_the_targets_too(tmp_path, monkeypatch):
+    """The table compares with experiment; the extra line and the learning curve's PBE baseline use
+    the corrected targets (PBE's error there is the reference PBE's: y - PBE_ref)."""
+    import solidxc.train as train
+    trainer = train.Trainer(_entries(tmp_path), str(tmp_path / "out"), progress=False)
+    _plant_pbe(trainer, tmp_path)
+    trainer.prepare_targets()
+    rows = []
+    for entry in trainer.train:
+        y = float(next(d["true_val"] for d in DATASET if d["name"] == entry.name))
+        p = PLANTED_PBE[entry.name]
+        rows.append({"name": entry.name, "split": "train", "type": "lattice", "experiment": y * BOHR_IN_ANGSTROM,
+                     "pbe": p * BOHR_IN_ANGSTROM, "trained": y * BOHR_IN_ANGSTROM,
+                     "pbe_error_percent": 100 * (p - y) / y, "trained_error_percent": 0.0})
+    for row in rows:
+        y = row["experiment"]
+        assert trainer._target_error(row, "pbe") == pytest.approx(100 * (PBE_REF[row["name"]] - y) / y, abs=1e-9)
+        assert trainer._target_error(row, "trained") == pytest.approx(
+            -100 * (PLANTED_PBE[row["name"]] * BOHR_IN_ANGSTROM - PBE_REF[row["name"]]) / y, abs=1e-9)
+    text = trainer.markdown(rows)
+    expected = np.mean([abs(100 * (PBE_REF[r["name"]] - r["experiment"]) / r["experiment"]) for r in rows])
+    assert f"against the training targets (experiment + our PBE − the entry's pbe_reference_angstrom): PBE {expected:.3f} %" in text
+    assert "Training targets: pseudo-corrected." in text

@@ -177,9 +177,25 @@ public final class Xc: Term {
 
     public func localPotential(_ state: SCFState) throws -> [Double]? { try evaluate(state).potential }
 
-    /// The energy without the potential's gradient correction (four FFTs for a GGA).
+    /// The energy without the potential's gradient correction (four FFTs for a GGA), and for a
+    /// built-in functional without its derivatives.
     public func energy(_ state: SCFState) throws -> Double {
-        let energy = integrate(try evaluateFunctional(rho: state.rho, nspin: state.nspin).e)
+        let e: [Double]
+        if let builtin = functional as? BuiltinFunctional {
+            let nspin = state.nspin, n = basis.gridCount
+            let sigma = builtin.family == .gga ? sigmas(spinGradients(state.rho, nspin: nspin), nspin: nspin) : []
+            var out = [Double](repeating: 0, count: n)
+            try state.rho.withUnsafeBufferPointer { r in try sigma.withUnsafeBufferPointer { g in
+                try out.withUnsafeMutableBufferPointer { ep in
+                    try builtin.energyDensity(nspin: nspin, npoints: n, rho: r.baseAddress!,
+                                              sigma: builtin.family == .gga ? g.baseAddress : nil, e: ep.baseAddress!)
+                }
+            } }
+            e = out
+        } else {
+            e = try evaluateFunctional(rho: state.rho, nspin: state.nspin).e
+        }
+        let energy = integrate(e)
         guard energy.isFinite else {
             throw SolidXCError.callback(message: "xc: functional '\(functional.name)' returned a non-finite energy")
         }

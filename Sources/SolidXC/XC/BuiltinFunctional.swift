@@ -37,6 +37,19 @@ public final class BuiltinFunctional: Functional {
         run(.evaluate, buffers)
     }
 
+    /// The energy density e alone, equal bit for bit to `evaluate`'s, without the derivatives.
+    func energyDensity(nspin: Int, npoints: Int, rho: UnsafePointer<Double>, sigma: UnsafePointer<Double>?,
+                       e: UnsafeMutablePointer<Double>) throws {
+        let scratch = UnsafeMutablePointer<Double>.allocate(capacity: max(1, (nspin == 1 ? 2 : 5) * npoints))
+        defer { scratch.deallocate() }
+        let vsigma: UnsafeMutablePointer<Double>? = family == .gga ? scratch + nspin * npoints : nil
+        try validate(nspin: nspin, npoints: npoints, sigma: sigma, output: vsigma, outputField: "vsigma")
+        let buffers = XCBuffers(nspin: nspin, npoints: npoints, rho: rho, sigma: sigma, drho: nil, dsigma: nil,
+                                energy: e, vrho: scratch, vsigma: vsigma)
+        XCEvaluation.zeroOutputs(buffers, isGGA: family == .gga)
+        run(.energy, buffers)
+    }
+
     public func applyKernel(nspin: Int, npoints: Int,
                             rho: UnsafePointer<Double>, sigma: UnsafePointer<Double>?,
                             drho: UnsafePointer<Double>, dsigma: UnsafePointer<Double>?,

@@ -147,6 +147,40 @@ struct XCDual<G: SIMD>: XCScalar where G.Scalar == Double {
     }
 }
 
+/// A value without derivatives, for energy-only evaluation. Every operation computes its value
+/// exactly as `XCDual` computes its primal part (a / b as a * (1 / b), and so on), so the energy
+/// comes out bit for bit the same, at a fraction of the cost.
+struct XCValue: XCScalar {
+    var primal: Double
+
+    @inline(__always) init(_ constant: Double) { primal = constant }
+
+    @inline(__always) static var derivativeOrder: Int { 0 }
+
+    @inline(__always) func chain(_ f: Double, _ df: Double, _ d2f: Double) -> XCValue { XCValue(f) }
+
+    @inline(__always) static func + (a: XCValue, b: XCValue) -> XCValue { XCValue(a.primal + b.primal) }
+    @inline(__always) static func - (a: XCValue, b: XCValue) -> XCValue { XCValue(a.primal - b.primal) }
+    @inline(__always) static func * (a: XCValue, b: XCValue) -> XCValue { XCValue(a.primal * b.primal) }
+    @inline(__always) static func / (a: XCValue, b: XCValue) -> XCValue { XCValue(a.primal * (1 / b.primal)) }
+    @inline(__always) static prefix func - (a: XCValue) -> XCValue { XCValue(-a.primal) }
+
+    @inline(__always) static func + (a: XCValue, b: Double) -> XCValue { XCValue(a.primal + b) }
+    @inline(__always) static func + (a: Double, b: XCValue) -> XCValue { XCValue(a + b.primal) }
+    @inline(__always) static func - (a: XCValue, b: Double) -> XCValue { XCValue(a.primal - b) }
+    @inline(__always) static func - (a: Double, b: XCValue) -> XCValue { XCValue(a - b.primal) }
+    @inline(__always) static func * (a: XCValue, b: Double) -> XCValue { XCValue(a.primal * b) }
+    @inline(__always) static func * (a: Double, b: XCValue) -> XCValue { XCValue(a * b.primal) }
+    @inline(__always) static func / (a: XCValue, b: Double) -> XCValue { XCValue(a.primal / b) }
+    @inline(__always) static func / (a: Double, b: XCValue) -> XCValue { XCValue(a * (1 / b.primal)) }
+}
+
+extension XCValue: XCDifferentiable {
+    @inline(__always) static func variable(_ x: Double, lane: Int, weight: Double, perturbation: Double) -> XCValue { XCValue(x) }
+    @inline(__always) func derivative(lane: Int) -> Double { 0 }
+    @inline(__always) var directionalDerivative: Double { 0 }
+}
+
 /// Second-order forward mode along one direction: f, its gradient g, the directional derivative
 /// t = g . d, and the directional derivative of the gradient h = H d, for a fixed direction d that
 /// is seeded in the inputs' `tangent`. `h` of the energy is exactly the kernel applied to d.
@@ -674,6 +708,8 @@ enum XCEvaluation {
     enum Mode {
         /// e, vrho, vsigma.
         case evaluate
+        /// e alone (vrho and vsigma receive zeros).
+        case energy
         /// The second derivatives applied to the buffers' (drho, dsigma).
         case kernel
         /// d(e, vrho, vsigma)/d(parameter) for the named parameter at fixed (rho, sigma).
@@ -775,6 +811,8 @@ enum XCEvaluation {
         switch mode {
         case .evaluate:
             wide ? accumulate(c, XCDual<SIMD8<Double>>.self, b) : accumulate(c, XCDual<SIMD2<Double>>.self, b)
+        case .energy:
+            accumulate(c, XCValue.self, b)
         case .kernel:
             wide ? accumulate(c, XCHyperDual<SIMD8<Double>>.self, b) : accumulate(c, XCHyperDual<SIMD2<Double>>.self, b)
         case let .parameter(name):

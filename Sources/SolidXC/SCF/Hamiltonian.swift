@@ -31,11 +31,12 @@ struct HamiltonianBlock {
         let kb = basis.kpoints[k]
         let npw = kb.count
         let n = basis.gridCount
-        var out = [Complex](repeating: .zero, count: npw * nvec)
         let rp = real.pointer
         let scale = 1.0 / Double(n)
-        x.withUnsafeBufferPointer { xp in
-            out.withUnsafeMutableBufferPointer { op in
+        // The local potential's part writes every coefficient, so the output is not zeroed first.
+        var out = [Complex](unsafeUninitializedCapacity: npw * nvec) { buffer, initialized in
+            x.withUnsafeBufferPointer { xp in
+                let op = buffer
                 if let sphere {
                     for v in 0..<nvec {
                         sphere.backward(xp.baseAddress! + v * npw, into: rp, workspace: workspace)
@@ -62,6 +63,11 @@ struct HamiltonianBlock {
                         }
                     }
                 }
+            }
+            initialized = npw * nvec
+        }
+        x.withUnsafeBufferPointer { xp in
+            out.withUnsafeMutableBufferPointer { op in
                 for term in terms {
                     term.applyOperator(k: k, spin: spin, input: xp.baseAddress!, output: op.baseAddress!, npw: npw, nvec: nvec)
                 }

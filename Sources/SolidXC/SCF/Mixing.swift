@@ -115,7 +115,7 @@ public final class AndersonKerkerMixer {
         guard m > 0 else { return x }
         // Least squares: minimise |f - sum_j gamma_j (f - f_j)|^2 over the history. The differences
         // f - f_j and x - x_j are formed on the fly, not stored: 2m arrays of the grid's size
-        // (35 MiB for spin-polarised Ni on 48^3 with m = 10) that would double the mixer's memory.
+        // (34 MiB for spin-polarised Ni on 48^3 with m = 10) that would double the mixer's memory.
         var gram = [Double](repeating: 0, count: m * m)
         var rhs = [Double](repeating: 0, count: m)
         f.withUnsafeBufferPointer { fp in

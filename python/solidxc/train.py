@@ -411,8 +411,9 @@ class Trainer:
                 raise SystemExit(f"solidxc train: entry {entry.name!r}: its PBE scan failed, so its pseudo-corrected "
                                  f"target is unknown; fix the entry or use --targets experiment")
             y = float(entry.label().reshape(-1)[0])
-            self.targets[k] = y + (p - pbe_reference(entry))
-            rows.append(f"{entry.name} {100 * (p - pbe_reference(entry)) / y:+.2f}")
+            shift = p - pbe_reference(entry)
+            self.targets[k] = y + shift
+            rows.append(f"{entry.name} {100 * shift / y:+.2f}")
         print("solidxc train: pseudo-corrected targets, pseudopotential error of PBE a0 (%): " + ", ".join(rows),
               flush=True)
 
@@ -574,11 +575,11 @@ class Trainer:
     def _target_error(self, row: dict, key: str) -> float:
         """Error (%) of ``row[key]`` ("pbe" or "trained") against the entry's training target,
         relative to experiment; for an entry without a corrected target, against experiment."""
-        targets = {e.name: t for e, t in zip(self.train, self.targets) if t is not None}
-        if row["name"] not in targets or row["type"] != "lattice":
+        target = next((t for e, t in zip(self.train, self.targets) if e.name == row["name"]), None)
+        if target is None or row["type"] != "lattice":
             return row[f"{key}_error_percent"]
         y = row["experiment"] / BOHR_IN_ANGSTROM
-        return 100 * (row[key] / BOHR_IN_ANGSTROM - targets[row["name"]]) / y
+        return 100 * (row[key] / BOHR_IN_ANGSTROM - target) / y
 
     def markdown(self, rows: list[dict]) -> str:
         lines = ["# SolidXC training results", "",

@@ -46,6 +46,7 @@ SOL58LC = {
     "LiH_b1": 3.979, "LiF_b1": 3.974, "LiCl_b1": 5.072, "MgO_b1": 4.188, "MgS_b1": 5.188,
     "SiC_b3": 4.348, "BN_b3": 3.594, "BP_b3": 4.527, "BAs_b3": 4.764, "AlN_b3": 4.368, "AlP_b3": 5.45,
     "AlAs_b3": 5.649, "GaP_b3": 5.441, "GaAs_b3": 5.641,
+    "V_bcc": 3.024, "Fe_bcc": 2.855, "Cu_fcc": 3.595, "Sr_fcc": 6.042, "Ba_bcc": 5.004,
 }
 #: PBE a0 minus the experimental value (Å) from the same CSV file, column "PBE" (the mBEEF-vdW study,
 #: Wellendorff et al., PRB 93, 235162 (2016), supplement), for the solids.yaml rows. ``pbe_reference_angstrom``
@@ -58,7 +59,8 @@ SOL58LC_PBE_DEVIATION = {
     "MgS_b1": 0.04838949786, "SiC_b3": 0.04112485369, "BN_b3": 0.03197871913, "BP_b3": 0.02476408562,
     "BAs_b3": 0.05185934532, "AlN_b3": 0.04621749057, "AlP_b3": 0.06217501444, "AlAs_b3": 0.08726600703,
     "GaP_b3": 0.10342507783, "GaAs_b3": 0.12781600771, "Al_fcc": 0.0249328369, "Ni_fcc": 0.01075894529,
-    "Ca_fcc": -0.01436436789,
+    "Ca_fcc": -0.01436436789, "V_bcc": -0.00807746688, "Fe_bcc": -0.01526752793, "Cu_fcc": 0.0462930308,
+    "Sr_fcc": -0.00635760751, "Ba_bcc": 0.02804234026,
 }
 CSV_SUFFIX = {"fcc": "fcc", "bcc": "bcc", "diamond": "diamond", "rocksalt": "b1", "zincblende": "b3"}
 #: Graphene (held out, not in Sol58LC): graphite's in-plane a at room temperature, rounded (data/README.md).
@@ -187,14 +189,14 @@ def check_structure(entry: dict) -> None:
 
 
 def check_physics(entry: dict) -> None:
-    """Smearing for metals and graphene; spin only for Ni, which is held out."""
+    """Smearing for metals and graphene; spin for the ferromagnets Ni (held out) and Fe (training), only."""
     system = entry["systems"][0]
     if entry["structure"] in ("fcc", "bcc", "graphene"):
         assert system.get("smearing") == "fermi-dirac", f"{entry['name']}: metals and graphene need smearing"
-    if entry["name"] == "Ni":
-        assert system.get("magmoms") and system["magmoms"][0] > 0, "Ni: start ferromagnetic"
+    if entry["name"] in ("Ni", "Fe"):
+        assert system.get("magmoms") and system["magmoms"][0] > 0, f"{entry['name']}: start ferromagnetic"
     else:
-        assert not system.get("magmoms"), f"{entry['name']}: only Ni is magnetic"
+        assert not system.get("magmoms"), f"{entry['name']}: only Ni and Fe are magnetic"
     if entry["structure"] == "graphene":
         assert system["kpts"][2] == 1, "graphene: one k-point along the vacuum"
 

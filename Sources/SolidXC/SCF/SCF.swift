@@ -144,12 +144,12 @@ public final class SelfConsistentField {
 
     /// Plane-wave counts up to this are diagonalised densely (Jacobi); larger bases use LOBPCG.
     static let denseLimit = 150
-    /// Bands the iterative eigensolver carries above the `nbands` it converges. Without them, a
-    /// degenerate level that rose above the top band in an early SCF step (a level crossing at a
-    /// high-symmetry k-point) could leave the block for good: the Krylov directions of the other
-    /// bands have no component in its symmetry class, so the SCF then returned a higher level in its
-    /// place, converged. Seen on bcc Fe at Gamma (tests/test_bands.py: 4x4x4 k-points, the SCF's
-    /// top eigenvalues 9e-3 Ha above the non-self-consistent ones). They only ride along (no
+    /// Bands the iterative eigensolver carries above the `nbands` it converges. Without them the SCF
+    /// returned, converged, a higher level in place of members of a degenerate one on bcc Fe at Gamma
+    /// (tests/test_bands.py: 4x4x4 k-points, the SCF's top eigenvalues 9e-3 Ha above the
+    /// non-self-consistent ones). The likely mechanism: the level rose above the top band in an early
+    /// SCF step and left the warm-started block, and the other bands' search directions have no
+    /// component in its symmetry class, so it could not come back. They only ride along (no
     /// search directions of their own, no convergence test), which keeps their cost small; giving
     /// them search directions cost 12-28 % more time on the benchmark cases.
     static let bufferBands = 3

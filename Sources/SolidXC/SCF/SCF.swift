@@ -177,7 +177,10 @@ public final class SelfConsistentField {
         var iterations = [Int](repeating: 0, count: jobs)
         let lock = Lock()
         openblas_set_num_threads(1)
-        let needDense = (0..<jobs).contains { basis.kpoints[$0 % nk].count <= max(SelfConsistentField.denseLimit, 3 * (nbands + SelfConsistentField.bufferBands)) }
+        // LOBPCG carries nbands + bufferBands columns and needs a basis several times wider.
+        let width = nbands + SelfConsistentField.bufferBands
+        let denseUpTo = max(SelfConsistentField.denseLimit, 3 * width)
+        let needDense = (0..<jobs).contains { basis.kpoints[$0 % nk].count <= denseUpTo }
         let vG: [[Complex]] = needDense ? (0..<nspin).map { sp in basis.fft.forward(real: Array(potential[(sp * n)..<((sp + 1) * n)])) } : []
         forEachBlock(potential: potential) { [self] job, h in
             let s = job / nk
@@ -185,14 +188,13 @@ public final class SelfConsistentField {
             var values: [Double]
             var vectors: [Complex]
             var count = 0
-            if kb.count <= max(SelfConsistentField.denseLimit, 3 * (nbands + SelfConsistentField.bufferBands)) {
+            if kb.count <= denseUpTo {
                 let (allValues, allVectors) = SmallEigen.hermitian(h.denseMatrix(potentialG: vG[s]), n: kb.count)
                 values = Array(allValues.prefix(nbands))
                 vectors = Array(allVectors.prefix(kb.count * nbands))
             } else {
                 // nbands required bands plus `bufferBands` that need not converge (kept between
                 // calls in `buffer`; they start from noise the first time).
-                let width = nbands + SelfConsistentField.bufferBands
                 let solver = LOBPCG(n: kb.count, m: width, apply: { h.apply($0, nvec: $1) }, kinetic: kb.kinetic,
                                     converge: nbands)
                 let taken = previous.take(job, of: jobs)
@@ -200,11 +202,14 @@ public final class SelfConsistentField {
                 let kept = buffer.take(job, of: jobs)
                 start += kept.count == kb.count * SelfConsistentField.bufferBands
                     ? kept : [Complex](repeating: .zero, count: kb.count * SelfConsistentField.bufferBands)
-                let result = solver.run(initial: start, tol: tol, maxiter: 200)
+                var result = solver.run(initial: start, tol: tol, maxiter: 200)
                 let found = min(nbands, result.values.count)
-                values = Array(result.values.prefix(found))
-                vectors = Array(result.vectors.prefix(kb.count * found))
                 buffer.put(job, of: jobs, result.values.count == width ? Array(result.vectors.suffix(kb.count * SelfConsistentField.bufferBands)) : [])
+                // Trimmed in place (the result is the arrays' only owner), not copied.
+                result.values.removeLast(result.values.count - found)
+                result.vectors.removeLast(result.vectors.count - kb.count * found)
+                values = result.values
+                vectors = result.vectors
                 count = result.iterations
             }
             lock.withLock {

@@ -52,6 +52,19 @@ BASE = "gga_x_pbe + gga_c_pbe"
 NETWORKS = ("gradient", "enhancement", "nnpbe")
 #: ``--targets`` choices (see the module docstring).
 TARGETS = ("auto", "experiment", "pseudo-corrected")
+#: ``--optimizer`` choices: Adam, one step per batch, or a Gauss-Newton (Levenberg-Marquardt) step per
+#: epoch on every training entry at once (see ``levenberg_marquardt_step``).
+OPTIMIZERS = ("adam", "gauss-newton")
+#: Gauss-Newton: damping factors tried, relative to the Jacobian's column norms (dimensionless).
+GN_LAMBDAS = tuple(10.0 ** k for k in np.arange(-6.0, 3.01, 0.5))
+#: Gauss-Newton: the largest change of any entry's residual (per cent of a0 for lattice entries) the
+#: linear model may predict for one step; larger steps are damped until it holds (a trust region).
+GN_MAX_CHANGE = 2.0
+#: Gauss-Newton: the largest change of any one parameter per step (the network's weights and a). The
+#: lattice constant is far from linear in a parameter the data barely sees (a near 0 scales the
+#: whole network), so the step is also bounded in parameter space, as Adam's learning rate bounds
+#: its steps (here: 20 Adam steps at the default rate).
+GN_MAX_PARAMETER_STEP = 0.1
 #: Entry keys that document a reference value and do not change what an entry computes; they are
 #: left out of the prediction cache's key.
 REFERENCE_ONLY = ("pbe_reference_angstrom", "pbe_reference_source")
@@ -224,13 +237,116 @@ def _worker_predict(dataset: str, index: int, spec: dict, scf_options: dict) -> 
     return _predict_entry(entry, xc, scf_options)
 
 
+def _ridge(a: np.ndarray, r: np.ndarray, lam: float) -> np.ndarray:
+    """argmin_d |r + a d|^2 + lam |d|^2, through the SVD of ``a`` (stable for any rank)."""
+    u, s, vt = np.linalg.svd(a, full_matrices=False)
+    return -vt.T @ ((s / (s * s + lam)) * (u.T @ r))
+
+
+def levenberg_marquardt_step(jacobian: Any, residuals: Any, lambdas: Sequence[float] = GN_LAMBDAS,
+                             max_change: float = GN_MAX_CHANGE,
+                             max_parameter_step: float = GN_MAX_PARAMETER_STEP) -> dict:
+    """One damped Gauss-Newton step for the training loss mean_i r_i^2, from the residuals r_i of
+    the training entries and their gradients J_i = dr_i/dtheta (rows of ``jacobian``).
+
+    The step d minimises |r + J d|^2 + lam s^2 |d|^2, s the largest singular value of J (so lam is
+    dimensionless; Levenberg's damping, not Marquardt's column scaling, which lets parameters the
+    data barely sees take huge steps that the linear model does not describe). lam is chosen by
+    leave-one-out cross-validation on the training entries: for each lam, each entry's residual is
+    predicted by the step fitted without it, and the lam with the smallest mean squared prediction
+    wins; if no lam beats taking no step, no step is taken. The linear model holds only near the
+    current parameters, so lam is then raised until no entry's residual is predicted to move by more
+    than ``max_change`` and no parameter by more than ``max_parameter_step`` (a trust region; lam
+    grows by 10^(1/8) at a time; if even 1e8 times the chosen lam exceeds it, that step is scaled
+    down to fit).
+
+    Returns ``step`` (per parameter), ``lambda`` (None: no step), ``cv`` (lam -> leave-one-out mean
+    squared residual), ``cv_no_step`` (mean r^2), ``predicted`` (r + J d) and ``damped`` (whether the
+    trust region raised lam)."""
+    jac = np.asarray(jacobian, dtype=float)
+    r = np.asarray(residuals, dtype=float).reshape(-1)
+    if jac.ndim != 2 or jac.shape[0] != r.size:
+        raise ValueError(f"jacobian must be (entries, parameters) = ({r.size}, ...), got {jac.shape}")
+    if not (np.isfinite(jac).all() and np.isfinite(r).all()):
+        raise ValueError("the Jacobian and the residuals must be finite")
+    n = r.size
+    top = float(np.linalg.norm(jac, 2)) if jac.size else 0.0
+    scaled = jac / top if top > 0 else jac
+    no_step = float(np.mean(r * r)) if n else 0.0
+    result = {"step": np.zeros(jac.shape[1]), "lambda": None, "cv": {}, "cv_no_step": no_step,
+              "predicted": r.copy(), "damped": False}
+    if n < 2 or top == 0:
+        return result
+    for lam in lambdas:
+        errors = []
+        for i in range(n):
+            keep = np.arange(n) != i
+            d = _ridge(scaled[keep], r[keep], lam)
+            errors.append(r[i] + scaled[i] @ d)
+        result["cv"][float(lam)] = float(np.mean(np.square(errors)))
+    best = min(result["cv"], key=result["cv"].get)
+    if result["cv"][best] >= no_step:
+        return result
+    chosen = None
+    def excess(d: np.ndarray) -> float:  # > 1: outside the trust region
+        return max(np.abs(scaled @ d).max() / max_change, np.abs(d / top).max() / max_parameter_step)
+
+    for lam in best * 10.0 ** (np.arange(0, 65) / 8):  # from the chosen lam up, 8 per decade
+        d = _ridge(scaled, r, lam)
+        if excess(d) <= 1:
+            chosen = (float(lam), d)
+            break
+        result["damped"] = True
+    if chosen is None:  # even 1e8 times the damping moves too far: scale that step down
+        d = _ridge(scaled, r, lam)
+        d /= excess(d)
+        chosen = (float(lam), d)
+    lam, d = chosen
+    result["lambda"] = float(lam)
+    result["step"] = d / top
+    result["predicted"] = r + scaled @ d
+    return result
+
+
+def _entry_gradient(model: Any, entry: Any) -> tuple[float, np.ndarray | None, str | None]:
+    """(prediction, d prediction / d parameters over the trainable ones, None), or (nan, None, why)
+    if the entry's SCF or its backward pass fails (``model`` skips failures and logs them)."""
+    torch = _torch()
+    params = [p for p in model.parameters() if p.requires_grad]
+    model.zero_grad()
+    before = model.failures
+    prediction = model(entry).reshape(-1)[0]
+    if model.failures == before and prediction.requires_grad and torch.isfinite(prediction):
+        prediction.backward()
+    if model.failures != before or not prediction.requires_grad or not torch.isfinite(prediction):
+        why = model.failure_log[-1] if model.failure_log else "no gradient"
+        return float("nan"), None, why
+    grad = np.concatenate([(p.grad if p.grad is not None else torch.zeros_like(p)).detach().reshape(-1).numpy()
+                           for p in params])
+    return float(prediction.detach()), grad, None
+
+
+def _worker_gradient(dataset: str, index: int, spec: dict, scf_options: dict) -> tuple[float, Any, str | None]:
+    """``_entry_gradient`` of one entry in a worker process (see ``_worker_predict``)."""
+    torch = _torch()
+    from .deepchem import DFTYamlLoader
+    entry = DFTYamlLoader.load_entries(dataset)[index]
+    model = build_model(spec["network"], spec["hidden"], "skip", scf_options)
+    model.load_state_dict(spec["state"])
+    model.train()
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the failure is returned and warned about by the trainer
+        return _entry_gradient(model, entry)
+
+
 class Trainer:
     """The training loop behind ``solidxc train`` (usable from Python too)."""
 
     def __init__(self, entries: Sequence[Any], out: str, *, epochs: int = 5, learning_rate: float = 5e-3,
                  batch_size: int = 1, hidden: int = 10, seed: int = 0, threads: int | None = None,
                  tol: float = 1e-9, on_failure: str = "skip", progress: bool = True, network: str = "gradient",
-                 jobs: int = 1, dataset: str | None = None, targets: str = "auto"):
+                 jobs: int = 1, dataset: str | None = None, targets: str = "auto", optimizer: str = "adam"):
         torch = _torch()
         self.entries = list(entries)
         self.train = [e for e in self.entries if e.split == "train"]
@@ -247,6 +363,10 @@ class Trainer:
             raise SystemExit(f"solidxc train: --targets pseudo-corrected needs pbe_reference_angstrom in every "
                              f"training entry; missing in {', '.join(missing)}")
         self.target_mode = targets
+        if optimizer not in OPTIMIZERS:
+            raise SystemExit(f"solidxc train: --optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
+        #: How this run's epochs step (each epoch's record names its method; a run may switch).
+        self.optimizer_kind = optimizer
         #: Training targets by entry index in ``self.train`` (None: the label); set by ``prepare_targets``.
         self.targets: list[float | None] = [None] * len(self.train)
         self.out = out
@@ -467,8 +587,142 @@ class Trainer:
                   "aweight": float(self.model.hybridxc.aweight.detach()), "bweight": float(self.model.hybridxc.bweight.detach())}
         return record
 
+    def _residual_scale(self, entry: Any) -> float:
+        """d(residual)/d(prediction): the loss term is residual^2 (see ``entry_loss_term``)."""
+        w = float(np.sqrt(max(float(entry.get_weight()), 0.0)))
+        if entry.entry_type == "lattice":
+            return w * 100.0 / float(np.asarray(entry.label(), dtype=float).reshape(-1)[0])
+        return w
+
+    def gradients(self) -> list[tuple[float, np.ndarray | None, str | None]]:
+        """(prediction, gradient, error) of every training entry at the current parameters, in
+        ``jobs`` worker processes when there are several."""
+        bar = self._bar(len(self.train), "gradients")
+        out: list = [None] * len(self.train)
+        if self.jobs > 1 and len(self.train) > 1:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+            _, spec = self._functional("trained")
+            options = dict(self.model.scf_options)
+            options.setdefault("threads", 1)
+            index = {id(e): i for i, e in enumerate(self.entries)}
+            with ProcessPoolExecutor(max_workers=min(self.jobs, len(self.train)), initializer=_die_with_parent,
+                                     mp_context=multiprocessing.get_context("spawn")) as pool:
+                futures = {pool.submit(_worker_gradient, self.dataset, index[id(e)], spec, options): k
+                           for k, e in enumerate(self.train)}
+                for future in as_completed(futures):
+                    k = futures[future]
+                    out[k] = future.result()
+                    if out[k][2] is not None:
+                        self.model.failures += 1
+                        self.model.failure_log.append(f"{self.train[k].name}: {out[k][2]}")
+                        warnings.warn(f"solidxc: skipping entry {self.train[k].name!r}: {out[k][2]}", RuntimeWarning)
+                    if bar is not None:
+                        bar.update(1)
+                    else:
+                        print(f"gradients: {self.train[k].name} done", flush=True)
+        else:
+            self.model.train()
+            for k, entry in enumerate(self.train):
+                out[k] = _entry_gradient(self.model, entry)
+                if bar is not None:
+                    bar.update(1)
+                else:
+                    print(f"gradients: {entry.name} done", flush=True)
+        if bar is not None:
+            bar.close()
+        return out
+
+    def _trainable(self) -> list:
+        return [p for p in self.model.parameters() if p.requires_grad]
+
+    def _parameter_vector(self) -> np.ndarray:
+        return np.concatenate([p.detach().reshape(-1).numpy().copy() for p in self._trainable()])
+
+    def _set_parameter_vector(self, vector: np.ndarray) -> None:
+        torch = _torch()
+        with torch.no_grad():
+            offset = 0
+            for p in self._trainable():
+                size = p.numel()
+                p.copy_(torch.from_numpy(np.asarray(vector[offset:offset + size], dtype=float).reshape(p.shape)))
+                offset += size
+
+    def gauss_newton_epoch(self, epoch: int) -> dict:
+        """One Levenberg-Marquardt step on all training entries at once (``levenberg_marquardt_step``):
+        every entry's prediction and gradient at the current parameters, then the step the
+        leave-one-out cross-validation picks, inside a trust region. If the previous epoch's step
+        raised the training loss (this epoch's predictions show it), that step is undone and
+        re-taken from its stored Jacobian with the trust region halved. An entry that fails is left
+        out of the step, counted."""
+        start = time.perf_counter()
+        failures_before = self.model.failures
+        results = self.gradients()
+        rows, residuals, names, losses = [], [], [], []
+        for k, (entry, (value, grad, error)) in enumerate(zip(self.train, results)):
+            if error is not None:
+                continue
+            target = self.targets[k] if self.targets[k] is not None else float(np.asarray(entry.label()).reshape(-1)[0])
+            scale = self._residual_scale(entry)
+            residuals.append(scale * (value - target))
+            rows.append(scale * grad)
+            names.append([entry.name])
+            losses.append(residuals[-1] ** 2)
+        if not rows:
+            raise SystemExit("solidxc train: every training entry failed in this Gauss-Newton epoch; nothing to fit")
+        jac, res, step_names = np.array(rows), np.array(residuals), names
+        base = {n[0]: loss for n, loss in zip(names, losses)}  # the loss terms where the step starts
+        radius, rejected = GN_MAX_PARAMETER_STEP, False
+        previous = self.history[-1] if self.history and self.history[-1].get("method") == "gauss-newton" else None
+        if previous is not None and previous.get("lambda") is not None:
+            radius = float(previous.get("radius", GN_MAX_PARAMETER_STEP))
+            before = previous.get("base_losses") or dict(zip((n[0] for n in previous["batch_entries"]),
+                                                             previous["batch_losses"]))
+            common = [i for i, n in enumerate(names) if n[0] in before]
+            worse = bool(common) and (np.mean([losses[i] for i in common])
+                                      > np.mean([before[names[i][0]] for i in common]))
+            if worse and "parameters" in previous:
+                self._set_parameter_vector(np.array(previous["parameters"]))
+                jac, res = np.array(previous["jacobian"]), np.array(previous["residuals"])
+                step_names, base = previous["step_entries"], previous["base_losses"]
+                radius, rejected = radius / 2, True
+            elif worse:
+                warnings.warn("solidxc train: the previous Gauss-Newton step raised the training loss, but its "
+                              "checkpoint holds no Jacobian to re-take it from; continuing from here", RuntimeWarning)
+        theta = self._parameter_vector()
+        shrink = radius / GN_MAX_PARAMETER_STEP
+        fit = levenberg_marquardt_step(jac, res, max_change=GN_MAX_CHANGE * shrink, max_parameter_step=radius)
+        self._set_parameter_vector(theta + fit["step"])
+        return {"epoch": epoch + 1, "method": "gauss-newton", "loss": float(np.mean(losses)),
+                "batch_losses": losses, "batch_entries": names,
+                "skipped": self.model.failures - failures_before, "seconds": time.perf_counter() - start,
+                "aweight": float(self.model.hybridxc.aweight.detach()), "bweight": float(self.model.hybridxc.bweight.detach()),
+                "rejected_previous": rejected, "radius": radius,
+                "lambda": fit["lambda"], "cv_loss": min(fit["cv"].values()) if fit["cv"] else None,
+                "cv_no_step": fit["cv_no_step"], "damped": fit["damped"],
+                "predicted_loss": float(np.mean(np.square(fit["predicted"]))),
+                "predicted_residuals": {n[0]: float(x) for n, x in zip(step_names, fit["predicted"])},
+                "step_norm": float(np.linalg.norm(fit["step"])),
+                # what a later epoch needs to undo and re-take this step
+                "parameters": theta.tolist(), "jacobian": jac.tolist(), "residuals": res.tolist(),
+                "step_entries": step_names, "base_losses": base}
+
     def fit(self) -> None:
         for epoch in range(self.start_epoch, self.epochs):
+            if self.optimizer_kind == "gauss-newton":
+                record = self.gauss_newton_epoch(epoch)
+                self.history.append(record)
+                self.save(epoch)
+                undone = ("the previous step raised the training loss: undone, re-taken with the trust region "
+                          f"halved to {record['radius']:.3g}; " if record["rejected_previous"] else "")
+                chosen = undone + ("no step (no damping beats it in cross-validation)" if record["lambda"] is None else
+                          f"lambda {record['lambda']:.3g}{' (trust region)' if record['damped'] else ''}, "
+                          f"leave-one-out loss {record['cv_loss']:.4g}, predicted loss after the step "
+                          f"{record['predicted_loss']:.4g}")
+                print(f"epoch {record['epoch']}/{self.epochs} (Gauss-Newton): loss {record['loss']:.6g} before the "
+                      f"step; {chosen}; a = {record['aweight']:.5f}, skipped {record['skipped']}, "
+                      f"{record['seconds']:.1f} s", flush=True)
+                continue
             record = self.epoch(epoch)
             self.history.append(record)
             self.save(epoch)
@@ -701,7 +955,7 @@ def main(args: argparse.Namespace) -> int:
     trainer = Trainer(entries, args.out, epochs=args.epochs, learning_rate=args.lr, batch_size=args.batch_size,
                       hidden=args.hidden, seed=args.seed, threads=args.threads, progress=not args.no_progress,
                       on_failure="raise" if args.strict else "skip", network=args.network, jobs=args.jobs,
-                      dataset=args.dataset, targets=args.targets)
+                      dataset=args.dataset, targets=args.targets, optimizer=args.optimizer)
     if not args.restart and trainer.resume():
         print(f"solidxc train: resuming from {trainer.resumed_from} after epoch {trainer.start_epoch}", flush=True)
     print(f"solidxc train: {len(trainer.train)} training and {len(trainer.test)} held-out entries, "
@@ -720,6 +974,10 @@ def add_parser(sub: Any) -> None:
                    help="dataset YAML (default: the bundled small set, solidxc/data/small.yaml)")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--out", default="solidxc_train")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam",
+                   help="adam: one step per batch (default); gauss-newton: per epoch, every training entry's "
+                        "prediction and gradient, then one Levenberg-Marquardt step damped by leave-one-out "
+                        "cross-validation over the training entries (a run may switch between epochs)")
     p.add_argument("--lr", type=float, default=5e-3, help="Adam learning rate")
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--hidden", type=int, default=10, help="hidden units of the network")
@@ -735,7 +993,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="threads over k-points (default: one per core)")
     p.add_argument("--jobs", type=int, default=1,
-                   help="processes for the final evaluation (PBE and trained, entry by entry; default 1)")
+                   help="processes for the final evaluation (PBE and trained, entry by entry) and for "
+                        "Gauss-Newton epochs (default 1)")
     p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint and start again")
     p.add_argument("--strict", action="store_true", help="stop at the first failing entry instead of skipping it")
     p.add_argument("--no-progress", action="store_true", help="no progress bars: one line per batch instead")

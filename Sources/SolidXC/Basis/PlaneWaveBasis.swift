@@ -30,7 +30,7 @@ public final class PlaneWaveBasis {
     public let gridCount: Int
     public let dv: Double
     /// |G|^2 and Cartesian G on the FFT grid (G in the centred range of each direction).
-    public let gVectors: [Vec3]
+    public let gVectors: GridWavevectors
     public let gNorm2: [Double]
     /// The space-group operations the k-points were reduced with; densities are symmetrised with them.
     public let symmetry: CrystalSymmetry
@@ -102,21 +102,12 @@ public final class PlaneWaveBasis {
         dv = lattice.volume / Double(total)
 
         // G vectors of the full grid, centred: index j -> j if j <= n/2 else j - n.
-        var gv = [Vec3](repeating: .zero, count: total)
-        var g2 = [Double](repeating: 0, count: total)
+        let gv = GridWavevectors(n1: fftSize[0], n2: fftSize[1], n3: fftSize[2], reciprocal: lattice.reciprocal)
         let (n1, n2, n3) = (fftSize[0], fftSize[1], fftSize[2])
-        for i in 0..<n1 {
-            let mi = i <= n1 / 2 ? i : i - n1
-            for j in 0..<n2 {
-                let mj = j <= n2 / 2 ? j : j - n2
-                for l in 0..<n3 {
-                    let ml = l <= n3 / 2 ? l : l - n3
-                    let g = lattice.wavevector(Vec3(Double(mi), Double(mj), Double(ml)))
-                    let idx = (i * n2 + j) * n3 + l
-                    gv[idx] = g
-                    g2[idx] = dot(g, g)
-                }
-            }
+        var g2 = [Double](repeating: 0, count: total)
+        for idx in 0..<total {
+            let g = gv[idx]
+            g2[idx] = dot(g, g)
         }
         gVectors = gv
         gNorm2 = g2
@@ -153,4 +144,31 @@ public final class PlaneWaveBasis {
 
     /// Structure factor of one atom at G: e^{-i G . tau}.
     @inline(__always) func structureFactor(_ g: Vec3, _ tau: Vec3) -> Complex { Complex.phase(-dot(g, tau)) }
+}
+
+/// The wavevectors G of the FFT grid by grid index (row-major, centred: index j -> j if j <= n/2,
+/// else j - n), computed when asked: a stored table costs 32 bytes a point (3.5 MiB for
+/// spin-polarised Ni at Ecut 120), more than the few operations that make one G.
+public struct GridWavevectors {
+    let n1: Int, n2: Int, n3: Int
+    let b0: Vec3, b1: Vec3, b2: Vec3
+
+    init(n1: Int, n2: Int, n3: Int, reciprocal: [Vec3]) {
+        (self.n1, self.n2, self.n3) = (n1, n2, n3)
+        (b0, b1, b2) = (reciprocal[0], reciprocal[1], reciprocal[2])
+    }
+
+    public var count: Int { n1 * n2 * n3 }
+
+    /// The same sum, in the same order, as `Lattice.wavevector`, so the same bits.
+    @inline(__always) public subscript(index: Int) -> Vec3 {
+        let l = index % n3
+        let rest = index / n3
+        let j = rest % n2
+        let i = rest / n2
+        let mi = i <= n1 / 2 ? i : i - n1
+        let mj = j <= n2 / 2 ? j : j - n2
+        let ml = l <= n3 / 2 ? l : l - n3
+        return b0 * Double(mi) + b1 * Double(mj) + b2 * Double(ml)
+    }
 }

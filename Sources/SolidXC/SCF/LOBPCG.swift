@@ -162,23 +162,30 @@ struct LOBPCG {
                 let inv = 1 / max(norm.squareRoot(), 1e-300)
                 for g in 0..<n { w[col * n + g] = inv * w[col * n + g] }
             }
+            // Block-sized arrays are released as soon as they are used up (here and below), not at
+            // the end of the iteration: the peak of the eigensolver's memory is where the search
+            // space is formed, and these would otherwise all be alive there.
+            r = []
             // Project W (and P) out of X twice for a well-conditioned Gram matrix.
             for _ in 0..<2 {
                 let xw = adjointProduct(x, width, w, active.count)
                 let corr = product(x, width, xw, active.count)
                 for i in 0..<w.count { w[i] -= corr[i] }
             }
-            let aw = apply(w, active.count)
+            var aw = apply(w, active.count)
             // Search space S = [X, W, P] and AS, orthonormalised as So = S T. (Working on the Gram
             // matrices T^H (S^H AS) T instead, without forming So and ASo, saved 15 % of the time on
             // the graphene benchmark but lost accuracy: rounding in S^H AS is amplified by |T|^2, and
             // the finite-difference checks of BackwardTests then failed at 1e-5.)
             let sWidth = width + active.count + pWidth
-            let s = concatenated(x, w, p)
-            let asp = concatenated(ax, aw, ap)
+            var s = concatenated(x, w, p)
+            var asp = concatenated(ax, aw, ap)
+            (w, aw, p, ap) = ([], [], [], [])
             let (tt, r2) = orthonormaliser(s, sWidth)
             let so = product(s, sWidth, tt, r2)
+            s = []
             let aso = product(asp, sWidth, tt, r2)
+            asp = []
             let hs = adjointProduct(so, r2, aso, r2)
             let (vals, vecs) = SmallEigen.hermitian(hs, n: r2)
             let newWidth = min(m, r2)

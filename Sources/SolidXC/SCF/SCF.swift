@@ -202,14 +202,14 @@ public final class SelfConsistentField {
                 let kept = buffer.take(job, of: jobs)
                 start += kept.count == kb.count * SelfConsistentField.bufferBands
                     ? kept : [Complex](repeating: .zero, count: kb.count * SelfConsistentField.bufferBands)
-                var result = solver.run(initial: start, tol: tol, maxiter: 200)
+                let result = solver.run(initial: start, tol: tol, maxiter: 200)
                 let found = min(nbands, result.values.count)
                 buffer.put(job, of: jobs, result.values.count == width ? Array(result.vectors.suffix(kb.count * SelfConsistentField.bufferBands)) : [])
-                // Trimmed in place (the result is the arrays' only owner), not copied.
-                result.values.removeLast(result.values.count - found)
-                result.vectors.removeLast(result.vectors.count - kb.count * found)
-                values = result.values
-                vectors = result.vectors
+                // Copied, not trimmed in place: an array trimmed with removeLast keeps its capacity,
+                // and these blocks are kept until the next SCF step, so every block would hold the
+                // buffer bands twice (27 % more orbital memory for graphene's 8 + 3 bands).
+                values = Array(result.values.prefix(found))
+                vectors = Array(result.vectors.prefix(kb.count * found))
                 count = result.iterations
             }
             lock.withLock {

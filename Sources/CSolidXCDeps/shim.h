@@ -1,4 +1,4 @@
-// The C libraries SolidXC calls: CBLAS and LAPACKE (OpenBLAS), FFTW3.
+// The C libraries SolidXC calls: CBLAS and LAPACKE (OpenBLAS), FFTW3, and glibc's mallopt.
 // Swift cannot import C99 `_Complex`, so LAPACK's complex types are declared as plain
 // two-double structs (same layout) before lapacke.h is read; that also keeps <complex.h>
 // out, and FFTW_NO_Complex keeps fftw_complex a plain double[2].
@@ -12,4 +12,5 @@ typedef struct { double re, im; } sxc_lapack_complex_double;
 #include <fftw3.h>
 #include <cblas.h>
 #include <lapacke.h>
+#include <malloc.h>
 #endif

@@ -65,6 +65,9 @@ GN_MAX_CHANGE = 2.0
 #: whole network), so the step is also bounded in parameter space, as Adam's learning rate bounds
 #: its steps (here: 20 Adam steps at the default rate).
 GN_MAX_PARAMETER_STEP = 0.1
+#: Gauss-Newton: a step the trust region held back, and whose real loss fell by at least 3/4 of the
+#: predicted fall, doubles the trust region for the next one, up to this many times the start.
+GN_MAX_GROWTH = 8
 #: Entry keys that document a reference value and do not change what an entry computes; they are
 #: left out of the prediction cache's key.
 REFERENCE_ONLY = ("pbe_reference_angstrom", "pbe_reference_source")
@@ -653,8 +656,9 @@ class Trainer:
         every entry's prediction and gradient at the current parameters, then the step the
         leave-one-out cross-validation picks, inside a trust region. If the previous epoch's step
         raised the training loss (this epoch's predictions show it), that step is undone and
-        re-taken from its stored Jacobian with the trust region halved. An entry that fails is left
-        out of the step, counted."""
+        re-taken from its stored Jacobian with the trust region halved; if it was held back by the
+        trust region and delivered at least 3/4 of its predicted fall, the trust region doubles.
+        An entry that fails is left out of the step, counted."""
         start = time.perf_counter()
         failures_before = self.model.failures
         results = self.gradients()
@@ -689,6 +693,15 @@ class Trainer:
             elif worse:
                 warnings.warn("solidxc train: the previous Gauss-Newton step raised the training loss, but its "
                               "checkpoint holds no Jacobian to re-take it from; continuing from here", RuntimeWarning)
+            elif common and previous.get("damped"):
+                # Accepted, and held back by the trust region: if the loss fell by at least 3/4 of what
+                # the linear model predicted, the model is trusted twice as far (up to GN_MAX_GROWTH).
+                predicted = previous["predicted_residuals"]
+                was = np.mean([before[names[i][0]] for i in common])
+                gain = was - np.mean([losses[i] for i in common])
+                promised = was - np.mean([predicted[names[i][0]] ** 2 for i in common])
+                if promised > 0 and gain >= 0.75 * promised:
+                    radius = min(2 * radius, GN_MAX_GROWTH * GN_MAX_PARAMETER_STEP)
         theta = self._parameter_vector()
         shrink = radius / GN_MAX_PARAMETER_STEP
         fit = levenberg_marquardt_step(jac, res, max_change=GN_MAX_CHANGE * shrink, max_parameter_step=radius)

@@ -172,3 +172,32 @@ def test_a_step_that_raises_the_loss_is_undone_and_retaken_shorter(tmp_path, mon
     accepted = next(k for k, h in enumerate(trainer.history) if k > 1 and not h["rejected_previous"])
     assert losses[accepted] < first["loss"], losses
     assert trainer.history[accepted]["radius"] == trainer.history[accepted - 1]["radius"]
+
+
+@pytest.mark.fast
+def test_the_trust_region_grows_after_steps_the_linear_model_predicted_well(tmp_path, monkeypatch):
+    """Planted, exactly linear errors far from zero: every step is held back by the trust region
+    and delivers what it promised, so the trust region doubles each epoch up to its cap."""
+    import solidxc.train as train
+    from solidxc.deepchem import DFTYamlLoader
+    path = tmp_path / "d.yaml"
+    path.write_text(yaml.safe_dump(DATASET))
+    trainer = train.Trainer(DFTYamlLoader.load_entries(str(path)), str(tmp_path / "out"), epochs=6, hidden=4,
+                            progress=False, targets="experiment", optimizer="gauss-newton")
+    theta0 = trainer._parameter_vector()
+    rng = np.random.default_rng(1)
+    g = 0.01 * rng.normal(size=theta0.size)
+    slopes = np.array([g, g + 0.001 * rng.normal(size=theta0.size)])
+
+    def planted(self):
+        x = slopes @ (self._parameter_vector() - theta0)
+        return [(float(e.label().reshape(-1)[0]) * (1 + (5.0 + xi) / 100), float(e.label().reshape(-1)[0]) / 100 * gi, None)
+                for e, xi, gi in zip(self.train, x, slopes)]
+    monkeypatch.setattr(train.Trainer, "gradients", planted)
+    trainer.fit()
+    radii = [h["radius"] for h in trainer.history]
+    assert all(h["damped"] and not h["rejected_previous"] for h in trainer.history)
+    step = train.GN_MAX_PARAMETER_STEP
+    assert radii == [step, 2 * step, 4 * step, 8 * step, 8 * step, 8 * step][:len(radii)]
+    losses = [h["loss"] for h in trainer.history]
+    assert all(b < a for a, b in zip(losses, losses[1:]))

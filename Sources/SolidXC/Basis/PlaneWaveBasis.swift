@@ -11,8 +11,8 @@ public struct KPointBasis {
     public let fftIndex: [Int32]
     /// Reduced integer coordinates of each G.
     public let millerIndices: [SIMD3<Int32>]
-    /// Cartesian k+G (1/bohr).
-    public let kPlusG: [Vec3]
+    /// Cartesian k+G (1/bohr), computed from k and the Miller indices when asked.
+    public let kPlusG: Wavevectors
     /// |k+G|^2/2 (Ha).
     public let kinetic: [Double]
     public var count: Int { fftIndex.count }
@@ -120,7 +120,6 @@ public final class PlaneWaveBasis {
         for (kIndex, k) in kgrid.kpoints.enumerated() {
             var fftIndex: [Int32] = []
             var miller: [SIMD3<Int32>] = []
-            var kpg: [Vec3] = []
             var kin: [Double] = []
             for mi in -bound[0]...bound[0] {
                 for mj in -bound[1]...bound[1] {
@@ -132,12 +131,12 @@ public final class PlaneWaveBasis {
                         let i = (mi % n1 + n1) % n1, j = (mj % n2 + n2) % n2, l = (ml % n3 + n3) % n3
                         fftIndex.append(Int32((i * n2 + j) * n3 + l))
                         miller.append(SIMD3<Int32>(Int32(mi), Int32(mj), Int32(ml)))
-                        kpg.append(q)
                         kin.append(e)
                     }
                 }
             }
-            kbases.append(KPointBasis(k: k, weight: kgrid.weights[kIndex], fftIndex: fftIndex, millerIndices: miller, kPlusG: kpg, kinetic: kin))
+            kbases.append(KPointBasis(k: k, weight: kgrid.weights[kIndex], fftIndex: fftIndex, millerIndices: miller,
+                                      kPlusG: Wavevectors(k: k, miller: miller, reciprocal: lattice.reciprocal), kinetic: kin))
         }
         kpoints = kbases
     }
@@ -170,5 +169,27 @@ public struct GridWavevectors {
         let mj = j <= n2 / 2 ? j : j - n2
         let ml = l <= n3 / 2 ? l : l - n3
         return b0 * Double(mi) + b1 * Double(mj) + b2 * Double(ml)
+    }
+}
+
+/// Cartesian k+G of a k-point's plane waves, from k and the Miller indices (a stored table costs
+/// 32 bytes a plane wave). The same sum, in the same order, as `Lattice.wavevector(k + G)`, so
+/// the same bits.
+public struct Wavevectors {
+    let k: Vec3
+    let miller: [SIMD3<Int32>]
+    let b0: Vec3, b1: Vec3, b2: Vec3
+
+    init(k: Vec3, miller: [SIMD3<Int32>], reciprocal: [Vec3]) {
+        self.k = k
+        self.miller = miller
+        (b0, b1, b2) = (reciprocal[0], reciprocal[1], reciprocal[2])
+    }
+
+    public var count: Int { miller.count }
+
+    @inline(__always) public subscript(g: Int) -> Vec3 {
+        let m = k + Vec3(Double(miller[g].x), Double(miller[g].y), Double(miller[g].z))
+        return b0 * m.x + b1 * m.y + b2 * m.z
     }
 }

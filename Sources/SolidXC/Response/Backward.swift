@@ -62,6 +62,7 @@ public extension SCFResult {
     /// The vector-Jacobian product of the converged SCF (ADJOINT.md): the grid adjoints of the
     /// loss with respect to the functional's outputs e, vrho and vsigma.
     func backward(_ gradient: LossGradient, options: BackwardOptions = BackwardOptions()) throws -> BackwardResult {
+        _ = MallocTuning.applied
         let state = convergedState
         let basis = state.basis
         let nspin = state.nspin

@@ -133,6 +133,7 @@ public func runSCF(system: SystemSpec, options: SCFOptions) throws -> SCFResult 
 
 /// Runs the SCF of a prepared system.
 public func runSCF(system prepared: PreparedSystem, options: SCFOptions) throws -> SCFResult {
+    _ = MallocTuning.applied
     guard options.tol.isFinite, options.tol > 0 else {
         throw SolidXCError.input(field: "tol", message: "must be a positive number, got \(options.tol)")
     }

@@ -1,0 +1,34 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CSolidXCDeps
+
+/// glibc's malloc, tuned once per process for the SCF's allocation pattern.
+///
+/// The eigensolver and the response solver allocate and free arrays of a few hundred KiB to a few
+/// MiB many times per second. With glibc's defaults each one is mapped fresh from the kernel (or
+/// the heap top is trimmed and regrown), so every first touch is a page fault: 443 000 faults
+/// and 15 % of the CPU time on the graphene benchmark, 1.6 million on Ni. With an mmap threshold
+/// of 64 MiB and a trim threshold of 128 MiB, freed blocks are reused instead: 22 000 and 34 000
+/// faults, and the peak resident memory is the same (the memory kept is below the peak).
+///
+/// The settings apply to the whole process (they are glibc's, not ours): arrays of 64 MiB or more
+/// are still mapped and returned at once, and at most 128 MiB of free heap is kept. They are left
+/// alone when the user chose any of glibc's MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_,
+/// MALLOC_TOP_PAD_ or MALLOC_MMAP_MAX_, or set SOLIDXC_DEFAULT_MALLOC=1.
+enum MallocTuning {
+    static let mmapThreshold: Int32 = 64 << 20
+    static let trimThreshold: Int32 = 128 << 20
+
+    /// Whether the settings were applied (evaluated once, on first use).
+    static let applied: Bool = {
+        #if canImport(Glibc)
+        let chosen = ["MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_",
+                      "SOLIDXC_DEFAULT_MALLOC"]
+        if chosen.contains(where: { getenv($0) != nil }) { return false }
+        return mallopt(M_MMAP_THRESHOLD, mmapThreshold) == 1 && mallopt(M_TRIM_THRESHOLD, trimThreshold) == 1
+        #else
+        return false
+        #endif
+    }()
+}

@@ -15,6 +15,14 @@ dataset's training entries and reports lattice constants on the training and hel
   trained on the functional's error only, not on the pseudopotentials' (cheap reduced-valence
   pseudopotentials put up to 1.4 % into some entries). ``auto`` (the default) corrects when every
   training entry has a reference. Results are always reported against experiment.
+- Optimiser (``--optimizer``): Adam, one step per batch (default), or Gauss-Newton: per epoch every
+  training entry's prediction and gradient (in ``--jobs`` processes), then one Levenberg-Marquardt
+  step on all of them at once, its damping chosen by leave-one-out cross-validation over the
+  training entries (no step if none beats standing still), inside a trust region (no parameter
+  moves by more than 0.1 at first, no entry's error by more than 2 %). The next epoch's predictions
+  check the step: one that raised the training loss is undone and re-taken from its stored
+  Jacobian with half the trust region; one that delivered at least 3/4 of its predicted fall while
+  held back doubles it (up to 8 times). A run may switch optimiser between epochs.
 - Every epoch ends with a checkpoint (``checkpoint.pt``) holding the model, optimizer, RNG
   states, failure counters, history and the run's settings; a restart resumes from it and
   continues the loss curve. A run killed at any moment (even with SIGKILL) resumes from its last

@@ -879,6 +879,13 @@ class Trainer:
             lines.append(f"- train, against the training targets (experiment + our PBE − the entry's "
                          f"pbe_reference_angstrom): PBE {mae('pbe'):.3f} %, trained {mae('trained'):.3f} %")
         lines.append("")
+        methods = [h.get("method", "adam") for h in self.history]
+        if "gauss-newton" in methods:
+            lines.append("Epochs: " + ", ".join(f"{h['epoch']} {h.get('method', 'adam')}" + (
+                f" (training loss {h['loss']:.4g} before its step, predicted {h['predicted_loss']:.4g} after, "
+                f"trust region {h['radius']:g})" if h.get("method") == "gauss-newton" else f" (mean loss {h['loss']:.4g})")
+                for h in self.history) + ".")
+            lines.append("")
         lines.append(f"Training targets: {self.target_mode}. "
                      "Lattice constants in Å (experiment: zero-point corrected, see the dataset's sources).")
         return "\n".join(lines) + "\n"
@@ -894,6 +901,10 @@ class Trainer:
         # entry was drawn. Each step's loss over the same entries' PBE loss shows what the training
         # has done so far (1: no better than PBE); drawn beside them when the batches are known.
         # PBE's loss against the targets the training used (pseudo-corrected or experiment).
+        # Adam takes a step per batch; a Gauss-Newton epoch evaluates every entry at the same
+        # parameters and then takes one step.
+        xlabel = ("batch (Adam: one step each; Gauss-Newton: one step per epoch)"
+                  if any(h.get("method") == "gauss-newton" for h in self.history) else "optimiser step")
         pbe_terms = {r["name"]: self._target_error(r, "pbe") ** 2 for r in rows
                      if r["type"] == "lattice" and np.isfinite(r["pbe_error_percent"])}
         ratios = []
@@ -910,7 +921,7 @@ class Trainer:
                     label="batch loss / its entries' PBE loss")
             bx.axhline(1, color="k", lw=0.8, ls="--")
             bx.set_yscale("log")
-            bx.set_xlabel("optimiser step")
+            bx.set_xlabel(xlabel)
             bx.set_ylabel("loss relative to PBE")
             bx.set_title("Relative to PBE on the same entries")
             bx.legend(fontsize=8)
@@ -924,7 +935,7 @@ class Trainer:
             ends.append(len(steps))
         if batch_losses:
             ax.plot(steps, batch_losses, ".-", color="C0", alpha=0.6, lw=0.8, label="batch loss (before its step)")
-            ax.set_xlabel("optimiser step")
+            ax.set_xlabel(xlabel)
             ax.plot(ends, [h["loss"] for h in self.history], "o", color="C3", label="epoch mean")
             # The mean over the last epoch's worth of steps: every training entry once, whatever the order.
             window = len(self.history[0].get("batch_losses", []))

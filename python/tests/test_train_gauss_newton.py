@@ -38,6 +38,16 @@ def _loo_by_hand(jac: np.ndarray, r: np.ndarray, lam: float) -> float:
     return float(np.mean(np.square(errors)))
 
 
+def _gauss_newton_trainer(tmp_path, data: list, epochs: int, **options):
+    """A Gauss-Newton trainer (experiment targets, 4 hidden units) on ``data`` written as YAML."""
+    import solidxc.train as train
+    from solidxc.deepchem import DFTYamlLoader
+    path = tmp_path / "d.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return train.Trainer(DFTYamlLoader.load_entries(str(path)), str(tmp_path / "out"), epochs=epochs, hidden=4,
+                         progress=False, targets="experiment", optimizer="gauss-newton", **options)
+
+
 @pytest.mark.fast
 def test_cross_validation_scores_match_ridge_fits_written_out():
     from solidxc.train import levenberg_marquardt_step
@@ -100,13 +110,9 @@ def test_bad_jacobians_are_refused():
 @pytest.mark.fast
 def test_a_gauss_newton_epoch_lands_where_its_linear_model_said(tmp_path):
     import solidxc.train as train
-    from solidxc.deepchem import DFTYamlLoader
     data = copy.deepcopy(DATASET)
     data[1]["true_val"] = str(float(data[1]["true_val"]) * 1.03)  # both entries now ask for expansion
-    path = tmp_path / "d.yaml"
-    path.write_text(yaml.safe_dump(data))
-    trainer = train.Trainer(DFTYamlLoader.load_entries(str(path)), str(tmp_path / "out"), epochs=1, hidden=4,
-                            progress=False, threads=1, targets="experiment", optimizer="gauss-newton")
+    trainer = _gauss_newton_trainer(tmp_path, data, epochs=1, threads=1)
     start = [p.detach().clone() for p in trainer.model.parameters()]
     trainer.fit()
     record = trainer.history[-1]
@@ -138,11 +144,7 @@ def test_a_step_that_raises_the_loss_is_undone_and_retaken_shorter(tmp_path, mon
     """Planted predictions, no SCF: each entry's error (%) is c_i + g_i.theta + K (g_i.theta)^2, so the
     linear model's step overshoots when K is large."""
     import solidxc.train as train
-    from solidxc.deepchem import DFTYamlLoader
-    path = tmp_path / "d.yaml"
-    path.write_text(yaml.safe_dump(DATASET))
-    trainer = train.Trainer(DFTYamlLoader.load_entries(str(path)), str(tmp_path / "out"), epochs=6, hidden=4,
-                            progress=False, targets="experiment", optimizer="gauss-newton")
+    trainer = _gauss_newton_trainer(tmp_path, DATASET, epochs=6)
     theta0 = trainer._parameter_vector()
     rng = np.random.default_rng(0)
     g = 0.2 * rng.normal(size=theta0.size)
@@ -179,11 +181,7 @@ def test_the_trust_region_grows_after_steps_the_linear_model_predicted_well(tmp_
     """Planted, exactly linear errors far from zero: every step is held back by the trust region
     and delivers what it promised, so the trust region doubles each epoch up to its cap."""
     import solidxc.train as train
-    from solidxc.deepchem import DFTYamlLoader
-    path = tmp_path / "d.yaml"
-    path.write_text(yaml.safe_dump(DATASET))
-    trainer = train.Trainer(DFTYamlLoader.load_entries(str(path)), str(tmp_path / "out"), epochs=6, hidden=4,
-                            progress=False, targets="experiment", optimizer="gauss-newton")
+    trainer = _gauss_newton_trainer(tmp_path, DATASET, epochs=6)
     theta0 = trainer._parameter_vector()
     rng = np.random.default_rng(1)
     g = 0.01 * rng.normal(size=theta0.size)

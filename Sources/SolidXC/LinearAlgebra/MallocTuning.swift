@@ -8,9 +8,10 @@ import CSolidXCDeps
 /// The eigensolver and the response solver allocate and free arrays of a few hundred KiB to a few
 /// MiB many times per second. With glibc's defaults each one is mapped fresh from the kernel (or
 /// the heap top is trimmed and regrown), so every first touch is a page fault: 443 000 faults
-/// and 15 % of the CPU time on the graphene benchmark, 1.6 million on Ni. With an mmap threshold
-/// of 64 MiB and a trim threshold of 128 MiB, freed blocks are reused instead: 22 000 and 34 000
-/// faults, and the peak resident memory is the same (the memory kept is below the peak).
+/// and about 10 % of the profile on the graphene benchmark, 1.6 million on Ni. With an mmap
+/// threshold of 64 MiB and a trim threshold of 128 MiB, freed blocks are reused instead: 22 000
+/// and 34 000 faults. The memory kept is below the peak; fragmentation moved the peak resident
+/// memory by about 1 MB either way on the benchmark cases.
 ///
 /// The settings apply to the whole process (they are glibc's, not ours): arrays of 64 MiB or more
 /// are still mapped and returned at once, and at most 128 MiB of free heap is kept. They are left

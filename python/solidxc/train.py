@@ -401,6 +401,8 @@ class Trainer:
         self.checkpoint = os.path.join(out, "checkpoint.pt")
         self.previous_checkpoint = os.path.join(out, "checkpoint.prev.pt")
         self.resumed_from: str | None = None
+        #: Set by ``check_last_step`` when the evaluation uses the parameters before the last step.
+        self.rolled_back: dict | None = None
         #: What a checkpoint must have been written with to be resumed (--epochs may differ).
         self.settings = {"network": network, "hidden": hidden, "learning_rate": learning_rate, "batch_size": self.batch_size,
                          "seed": seed, "tol": tol, "targets": self.target_mode,
@@ -659,6 +661,46 @@ class Trainer:
                 p.copy_(torch.from_numpy(np.asarray(vector[offset:offset + size], dtype=float).reshape(p.shape)))
                 offset += size
 
+    def _terms(self, results: Sequence[tuple]) -> tuple[list, list, list, list]:
+        """(names, residuals, loss terms, Jacobian rows) of the training entries that succeeded in
+        ``results`` ((prediction, gradient or None, error) per training entry)."""
+        names, residuals, losses, rows = [], [], [], []
+        for k, (entry, (value, grad, error)) in enumerate(zip(self.train, results)):
+            if error is not None or not np.isfinite(value):
+                continue
+            target = self.targets[k] if self.targets[k] is not None else float(np.asarray(entry.label()).reshape(-1)[0])
+            scale = self._residual_scale(entry)
+            residuals.append(scale * (value - target))
+            rows.append(None if grad is None else scale * grad)
+            names.append([entry.name])
+            losses.append(residuals[-1] ** 2)
+        return names, residuals, losses, rows
+
+    @staticmethod
+    def _raised(step: dict, names: list, losses: list) -> bool:
+        """Whether the Gauss-Newton step recorded in ``step`` raised the training loss, judged on the
+        entries that succeeded both before it and now (``names``, ``losses`` after it)."""
+        before = step.get("base_losses") or dict(zip((n[0] for n in step["batch_entries"]), step["batch_losses"]))
+        common = [i for i, n in enumerate(names) if n[0] in before]
+        return bool(common) and (np.mean([losses[i] for i in common]) > np.mean([before[names[i][0]] for i in common]))
+
+    def _cached_training(self) -> list[tuple] | None:
+        """Every training entry's prediction at the current parameters, if the cache (``predictions.json``)
+        holds them all, as (prediction, None, None); else None."""
+        cache = self._read_cache()
+        values = [cache.get(key) for key in self._prediction_keys("trained", self.train)]
+        if all(isinstance(v, (int, float)) for v in values):
+            return [(float(v), None, None) for v in values]
+        return None
+
+    def _store_predictions(self, entries: Sequence[Any], values: Sequence[float]) -> None:
+        """Puts predictions at the current parameters into the cache (finite ones only)."""
+        cache = self._read_cache()
+        for key, value in zip(self._prediction_keys("trained", entries), values):
+            if np.isfinite(value):
+                cache[key] = float(value)
+        _atomic_text(json.dumps(cache, indent=0, sort_keys=True), os.path.join(self.out, "predictions.json"))
+
     def gauss_newton_epoch(self, epoch: int) -> dict:
         """One Levenberg-Marquardt step on all training entries at once (``levenberg_marquardt_step``):
         every entry's prediction and gradient at the current parameters, then the step the
@@ -666,33 +708,29 @@ class Trainer:
         raised the training loss (this epoch's predictions show it), that step is undone and
         re-taken from its stored Jacobian with the trust region halved; if it was held back by the
         trust region and delivered at least 3/4 of its predicted fall, the trust region doubles.
-        An entry that fails is left out of the step, counted."""
+        When the cache already holds every training prediction at the current parameters (a final
+        evaluation ran there) and they show the previous step raised the loss, no gradients are
+        computed: the step is undone from those. An entry that fails is left out of the step, counted."""
         start = time.perf_counter()
         failures_before = self.model.failures
-        results = self.gradients()
-        rows, residuals, names, losses = [], [], [], []
-        for k, (entry, (value, grad, error)) in enumerate(zip(self.train, results)):
-            if error is not None:
-                continue
-            target = self.targets[k] if self.targets[k] is not None else float(np.asarray(entry.label()).reshape(-1)[0])
-            scale = self._residual_scale(entry)
-            residuals.append(scale * (value - target))
-            rows.append(scale * grad)
-            names.append([entry.name])
-            losses.append(residuals[-1] ** 2)
-        if not rows:
+        previous = self.history[-1] if self.history and self.history[-1].get("method") == "gauss-newton" else None
+        stepped = previous is not None and previous.get("lambda") is not None
+        results = self._cached_training() if stepped and "parameters" in previous else None
+        if results is None or not self._raised(previous, *self._terms(results)[::2]):
+            results = self.gradients()
+            self._store_predictions(self.train, [value for value, _, _ in results])
+        names, residuals, losses, rows = self._terms(results)
+        if not names:
             raise SystemExit("solidxc train: every training entry failed in this Gauss-Newton epoch; nothing to fit")
-        jac, res, step_names = np.array(rows), np.array(residuals), names
+        jac, res, step_names = (np.array(rows), np.array(residuals), names) if rows[0] is not None else (None, None, names)
         base = {n[0]: loss for n, loss in zip(names, losses)}  # the loss terms where the step starts
         radius, rejected = GN_MAX_PARAMETER_STEP, False
-        previous = self.history[-1] if self.history and self.history[-1].get("method") == "gauss-newton" else None
-        if previous is not None and previous.get("lambda") is not None:
+        if stepped:
             radius = float(previous.get("radius", GN_MAX_PARAMETER_STEP))
             before = previous.get("base_losses") or dict(zip((n[0] for n in previous["batch_entries"]),
                                                              previous["batch_losses"]))
             common = [i for i, n in enumerate(names) if n[0] in before]
-            worse = bool(common) and (np.mean([losses[i] for i in common])
-                                      > np.mean([before[names[i][0]] for i in common]))
+            worse = self._raised(previous, names, losses)
             if worse and "parameters" in previous:
                 self._set_parameter_vector(np.array(previous["parameters"]))
                 jac, res = np.array(previous["jacobian"]), np.array(previous["residuals"])
@@ -774,17 +812,23 @@ class Trainer:
         except (OSError, ValueError):
             return {}
 
-    def predict(self, kind: str) -> list[float]:
+    def _prediction_keys(self, kind: str, entries: Sequence[Any]) -> list[str]:
+        """Cache keys of ``entries``' predictions with ``kind`` ("pbe", or "trained" at the current parameters)."""
+        fkey, _ = self._functional(kind)
+        return [f"{fkey}|{_fingerprint([e], references=False)}|tol={self.settings['tol']:g}" for e in entries]
+
+    def predict(self, kind: str, split: str | None = None) -> list[float]:
         """Every entry's prediction with PBE (``kind="pbe"``) or the trained functional, held-out entries
-        first. Each finished entry is stored at once in ``predictions.json`` (keyed by the functional's
+        first (with ``split``, only that split's entries are computed; the others are nan unless cached). Each finished entry is stored at once in ``predictions.json`` (keyed by the functional's
         parameters, the entry's definition and the SCF tolerance), so an interrupted evaluation resumes
         where it stopped and PBE is computed once per dataset. With ``jobs`` > 1 the entries run in that
         many worker processes (one SCF thread each unless --threads is given)."""
-        fkey, spec = self._functional(kind)
+        _, spec = self._functional(kind)
         label = "PBE" if kind == "pbe" else "trained"
-        keys = [f"{fkey}|{_fingerprint([e], references=False)}|tol={self.settings['tol']:g}" for e in self.entries]
+        keys = self._prediction_keys(kind, self.entries)
         cache = self._read_cache()
-        todo = [i for i, key in enumerate(keys) if not isinstance(cache.get(key), (int, float))]
+        todo = [i for i, key in enumerate(keys) if not isinstance(cache.get(key), (int, float))
+                and (split is None or self.entries[i].split == split)]
         todo.sort(key=lambda i: self.entries[i].split == "train")  # held-out first: the numbers that matter
         done = len(keys) - len(todo)
         bar = self._bar(len(todo), label)
@@ -822,6 +866,27 @@ class Trainer:
         if bar is not None:
             bar.close()
         return [float(cache[key]) if isinstance(cache.get(key), (int, float)) else float("nan") for key in keys]
+
+    def check_last_step(self) -> bool:
+        """Before the final evaluation: if the last epoch was a Gauss-Newton step, the training entries'
+        predictions after it show whether it raised the training loss. If it did, the parameters go back
+        to where it started (their predictions are cached by its gradient pass) and the evaluation
+        reports those; the checkpoint keeps the step, so a longer run undoes and re-takes it. Only the
+        training set decides. True if the step was rolled back."""
+        last = self.history[-1] if self.history else None
+        if not last or last.get("method") != "gauss-newton" or last.get("lambda") is None or "parameters" not in last:
+            return False
+        self.model.eval()
+        values = self.predict("trained", split="train")
+        names, _, losses, _ = self._terms([(v, None, None) for e, v in zip(self.entries, values) if e.split == "train"])
+        if not self._raised(last, names, losses):
+            return False
+        after = float(np.mean(losses))
+        self._set_parameter_vector(np.array(last["parameters"]))
+        self.rolled_back = {"epoch": last["epoch"], "loss_before": last["loss"], "loss_after": after}
+        print(f"solidxc train: epoch {last['epoch']}'s step raised the training loss ({last['loss']:.6g} -> "
+              f"{after:.6g}); evaluating the parameters it started from", flush=True)
+        return True
 
     def report(self) -> str:
         self.model.eval()
@@ -885,6 +950,12 @@ class Trainer:
                 f" (training loss {h['loss']:.4g} before its step, predicted {h['predicted_loss']:.4g} after, "
                 f"trust region {h['radius']:g})" if h.get("method") == "gauss-newton" else f" (mean loss {h['loss']:.4g})")
                 for h in self.history) + ".")
+            lines.append("")
+        if self.rolled_back:
+            lines.append(f"Evaluated at the parameters before epoch {self.rolled_back['epoch']}'s step: that step raised "
+                         f"the training loss from {self.rolled_back['loss_before']:.4g} to "
+                         f"{self.rolled_back['loss_after']:.4g} and is not used (the checkpoint keeps it; a longer run "
+                         "undoes it and takes a shorter one).")
             lines.append("")
         lines.append(f"Training targets: {self.target_mode}. "
                      "Lattice constants in Å (experiment: zero-point corrected, see the dataset's sources).")
@@ -994,6 +1065,7 @@ def main(args: argparse.Namespace) -> int:
           f"{args.epochs} epochs, targets: {trainer.target_mode}, output in {args.out}", flush=True)
     trainer.prepare_targets()
     trainer.fit()
+    trainer.check_last_step()
     text = trainer.report()
     print(text)
     print(f"solidxc train: wrote {os.path.join(args.out, 'results.md')}, results.csv, training_curve.png, parity.png")

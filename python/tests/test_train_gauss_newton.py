@@ -139,6 +139,28 @@ def test_a_gauss_newton_epoch_lands_where_its_linear_model_said(tmp_path):
     assert record["predicted_loss"] < record["loss"]
 
 
+def _overshooting(trainer, calls: list | None = None):
+    """Planted ``Trainer.gradients``, no SCF: each entry's error (%) is c_i + g_i.theta + K (g_i.theta)^2
+    (theta measured from ``trainer``'s start), so the linear model's step overshoots when K is large."""
+    theta0 = trainer._parameter_vector()
+    rng = np.random.default_rng(0)
+    g = 0.2 * rng.normal(size=theta0.size)
+    slopes = np.array([g, 0.8 * g + 0.05 * rng.normal(size=theta0.size)])
+    offsets, curvature = np.array([1.0, 0.8]), 20.0
+
+    def planted(self):
+        x = slopes @ (self._parameter_vector() - theta0)
+        if calls is not None:
+            calls.append(self._parameter_vector())
+        out = []
+        for entry, c, xi, gi in zip(self.train, offsets, x, slopes):
+            y = float(entry.label().reshape(-1)[0])
+            error = c + xi + curvature * xi ** 2
+            out.append((y * (1 + error / 100), y / 100 * (1 + 2 * curvature * xi) * gi, None))
+        return out
+    return planted
+
+
 @pytest.mark.fast
 def test_a_step_that_raises_the_loss_is_undone_and_retaken_shorter(tmp_path, monkeypatch):
     """Planted predictions, no SCF: each entry's error (%) is c_i + g_i.theta + K (g_i.theta)^2, so the
@@ -146,22 +168,8 @@ def test_a_step_that_raises_the_loss_is_undone_and_retaken_shorter(tmp_path, mon
     import solidxc.train as train
     trainer = _gauss_newton_trainer(tmp_path, DATASET, epochs=6)
     theta0 = trainer._parameter_vector()
-    rng = np.random.default_rng(0)
-    g = 0.2 * rng.normal(size=theta0.size)
-    slopes = np.array([g, 0.8 * g + 0.05 * rng.normal(size=theta0.size)])
-    offsets, curvature = np.array([1.0, 0.8]), 20.0
     calls = []
-
-    def planted(self):
-        x = slopes @ (self._parameter_vector() - theta0)
-        calls.append(self._parameter_vector())
-        out = []
-        for entry, c, xi, gi in zip(self.train, offsets, x, slopes):
-            y = float(entry.label().reshape(-1)[0])
-            error = c + xi + curvature * xi ** 2
-            out.append((y * (1 + error / 100), y / 100 * (1 + 2 * curvature * xi) * gi, None))
-        return out
-    monkeypatch.setattr(train.Trainer, "gradients", planted)
+    monkeypatch.setattr(train.Trainer, "gradients", _overshooting(trainer, calls))
     trainer.fit()
     first, second = trainer.history[0], trainer.history[1]
     assert first["lambda"] is not None and not first["rejected_previous"]
@@ -199,3 +207,61 @@ def test_the_trust_region_grows_after_steps_the_linear_model_predicted_well(tmp_
     assert radii == [step, 2 * step, 4 * step, 8 * step, 8 * step, 8 * step][:len(radii)]
     losses = [h["loss"] for h in trainer.history]
     assert all(b < a for a, b in zip(losses, losses[1:]))
+
+
+@pytest.mark.fast
+def test_cached_predictions_that_show_an_overshoot_undo_it_without_gradients(tmp_path, monkeypatch):
+    """A final evaluation left every training prediction after the last step in the cache, and they
+    show the step raised the loss: the next epoch undoes it from them (no gradient pass) and the
+    epoch after re-checks the shorter step with gradients."""
+    import solidxc.train as train
+    trainer = _gauss_newton_trainer(tmp_path, DATASET, epochs=1)
+    planted = _overshooting(trainer)
+    monkeypatch.setattr(train.Trainer, "gradients", planted)
+    trainer.fit()
+    first = trainer.history[0]
+    after = planted(trainer)  # what an evaluation at the new parameters finds
+    trainer._store_predictions(trainer.train, [value for value, _, _ in after])
+
+    def refuse(self):
+        raise AssertionError("no gradient pass is needed to undo a step the cache shows overshot")
+    monkeypatch.setattr(train.Trainer, "gradients", refuse)
+    trainer.epochs, trainer.start_epoch = 2, 1
+    trainer.fit()
+    second = trainer.history[1]
+    assert second["rejected_previous"] and second["radius"] == pytest.approx(first["radius"] / 2)
+    assert second["loss"] > first["loss"]
+    np.testing.assert_array_equal(second["parameters"], first["parameters"])
+    np.testing.assert_array_equal(second["jacobian"], first["jacobian"])
+    # Without a cached overshoot the gradient pass runs, and stores its predictions for later checks.
+    monkeypatch.setattr(train.Trainer, "gradients", planted)
+    trainer.epochs, trainer.start_epoch = 3, 2
+    trainer.fit()
+    assert trainer._cached_training() is None  # the cache holds the epoch's start, not its end
+    trainer._set_parameter_vector(np.array(trainer.history[2]["parameters"]))
+    assert [v for v, _, _ in trainer._cached_training()] == [v for v, _, _ in planted(trainer)]
+
+
+@pytest.mark.fast
+def test_the_final_evaluation_rolls_back_a_last_step_that_raised_the_training_loss(tmp_path, monkeypatch):
+    """``check_last_step``: training predictions after the last step decide (cached here, no SCF);
+    a step that raised the loss is not evaluated, one that lowered it is."""
+    import solidxc.train as train
+    trainer = _gauss_newton_trainer(tmp_path, DATASET, epochs=1)
+    planted = _overshooting(trainer)
+    monkeypatch.setattr(train.Trainer, "gradients", planted)
+    trainer.fit()
+    stepped = trainer._parameter_vector()
+    trainer._store_predictions(trainer.train, [value for value, _, _ in planted(trainer)])
+    assert trainer.check_last_step()
+    np.testing.assert_array_equal(trainer._parameter_vector(), trainer.history[-1]["parameters"])
+    assert trainer.rolled_back["loss_after"] > trainer.rolled_back["loss_before"] == trainer.history[-1]["loss"]
+    text = trainer.markdown([])
+    assert "Evaluated at the parameters before epoch 1's step" in text
+    # A step that lowered the loss stays.
+    trainer._set_parameter_vector(stepped)
+    trainer.history[-1]["loss"] = 10 * trainer.rolled_back["loss_after"]
+    trainer.history[-1]["base_losses"] = {k: 10 * v for k, v in trainer.history[-1]["base_losses"].items()}
+    trainer.rolled_back = None
+    assert not trainer.check_last_step()
+    np.testing.assert_array_equal(trainer._parameter_vector(), stepped)

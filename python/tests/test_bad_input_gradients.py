@@ -25,10 +25,18 @@ def result(system):
 
 def test_backward_can_be_called_again_for_another_loss(result):
     energy = result.backward(1.0)
-    density = result.backward(0.0, np.ones_like(result.density) * result.dv)
+    density = result.backward(0.0, result.density * result.dv)
     assert energy.iterations == 0 and energy.residual == 0
     assert density.iterations > 0 and density.residual < 1e-10
     assert np.all(np.isfinite(density.adj_vrho))
+
+
+def test_a_loss_on_the_electron_count_has_no_response(result):
+    """dL/drho constant: L depends on the electron count only, which the SCF fixes, so nothing
+    flows back (no solve, zero adjoints; a solve would chase rounding noise)."""
+    count = result.backward(0.0, np.ones_like(result.density) * result.dv)
+    assert count.iterations == 0 and count.residual == 0
+    assert np.all(count.adj_vrho == 0)
 
 
 def test_backward_after_the_result_was_freed(system):
@@ -66,7 +74,7 @@ def test_eigenvalue_loss_that_splits_a_degenerate_level(result):
 
 def test_response_non_convergence_is_reported(result):
     with pytest.raises(solidxc.ConvergenceError, match="GMRES") as info:
-        result.backward(0.0, np.ones_like(result.density) * result.dv, tol=1e-14, maxiter=1)
+        result.backward(0.0, result.density * result.dv, tol=1e-14, maxiter=1)
     assert len(info.value.history) >= 1
 
 
@@ -82,7 +90,7 @@ def test_functional_unregistered_before_backward_names_it(system):
     r = solidxc.scf(system, f, tol=1e-9)
     f.unregister()
     with pytest.raises(solidxc.SolidXCError, match="test-unregistered-lda"):
-        r.backward(0.0, np.ones_like(r.density) * r.dv)
+        r.backward(0.0, r.density * r.dv)
 
 
 def test_raw_abi_counts_and_null_pointers(result):

@@ -62,7 +62,7 @@ def run(job, threads: int = 2):
     make, xc = job
     system = make()
     result = solidxc.scf(system, xc, tol=1e-9, threads=threads)
-    adjoints = result.backward(0.0, np.ones_like(result.density) * result.dv)
+    adjoints = result.backward(0.0, result.density * result.dv)
     return (result.energy, result.density.copy(), result.eigenvalues.copy(), adjoints.adj_vrho.copy(),
             result.iterations)
 

@@ -789,7 +789,7 @@ class _:
 class _:
     def python():
         r = solidxc.scf(py_si(), register_functional("battery-nokernel", "lda", lda_pw), tol=1e-8)
-        r.backward(0.0, np.ones_like(r.density) * r.dv)
+        r.backward(0.0, r.density * r.dv)
     def abi():
         def ok(user, npoints, nspin, rho, sigma, e, vrho, vsigma):
             lda_pw_into(npoints, nspin, rho, e, vrho)
@@ -797,7 +797,7 @@ class _:
         abi_register(b"battery-nokernel", ok)
         res = abi_forward(abi_create(si_json()), xc=b"battery-nokernel")
         nspin, _, _, fft = abi_dims(res)
-        abi_backward(res, drho=np.ones(nspin * int(np.prod(fft))))
+        abi_backward(res, drho=np.linspace(0.5, 1.5, nspin * int(np.prod(fft))))
 
 
 @case("kernel_returns_nan", CallbackError, "battery-kernel-nan")
@@ -807,7 +807,7 @@ class _:
             return np.full_like(drho, np.nan), None
         f = register_functional("battery-kernel-nan", "lda", lda_pw, bad_kernel)
         r = solidxc.scf(py_si(), f, tol=1e-8)
-        r.backward(0.0, np.ones_like(r.density) * r.dv)
+        r.backward(0.0, r.density * r.dv)
     def abi():
         def ok(user, npoints, nspin, rho, sigma, e, vrho, vsigma):
             lda_pw_into(npoints, nspin, rho, e, vrho)
@@ -819,7 +819,7 @@ class _:
         abi_register(b"battery-kernel-nan", ok, bad_kernel)
         res = abi_forward(abi_create(si_json()), xc=b"battery-kernel-nan")
         nspin, _, _, fft = abi_dims(res)
-        abi_backward(res, drho=np.ones(nspin * int(np.prod(fft))))
+        abi_backward(res, drho=np.linspace(0.5, 1.5, nspin * int(np.prod(fft))))
 
 
 @case("functional_unregistered_before_backward", SolidXCError, "battery-unregistered")
@@ -828,7 +828,7 @@ class _:
         f = register_functional("battery-unregistered", "lda", lda_pw, lda_pw_kernel)
         r = solidxc.scf(py_si(), f, tol=1e-8)
         f.unregister()
-        r.backward(0.0, np.ones_like(r.density) * r.dv)
+        r.backward(0.0, r.density * r.dv)
     def abi():
         def ok(user, npoints, nspin, rho, sigma, e, vrho, vsigma):
             lda_pw_into(npoints, nspin, rho, e, vrho)
@@ -837,7 +837,7 @@ class _:
         res = abi_forward(abi_create(si_json()), xc=b"battery-unregistered")
         assert lib().sxc_functional_unregister(fid) == 0
         nspin, _, _, fft = abi_dims(res)
-        abi_backward(res, drho=np.ones(nspin * int(np.prod(fft))))
+        abi_backward(res, drho=np.linspace(0.5, 1.5, nspin * int(np.prod(fft))))
 
 
 # ---- SCF and response loops ---------------------------------------------------------------------------
@@ -909,22 +909,22 @@ class _:
 class _:
     def python():
         r = py_result()
-        r.backward(0.0, np.ones_like(r.density) * r.dv, tol=1e-14, maxiter=1)
+        r.backward(0.0, r.density * r.dv, tol=1e-14, maxiter=1)
     def abi():
         res = abi_result()
         nspin, _, _, fft = abi_dims(res)
-        abi_backward(res, drho=np.ones(nspin * int(np.prod(fft))), options=b'{"tol": 1e-14, "maxiter": 1}')
+        abi_backward(res, drho=np.linspace(0.5, 1.5, nspin * int(np.prod(fft))), options=b'{"tol": 1e-14, "maxiter": 1}')
 
 
 @case("response_time_limit", ConvergenceError, "time_limit: backward")
 class _:
     def python():
         r = py_result()
-        r.backward(0.0, np.ones_like(r.density) * r.dv, tol=1e-14, maxiter=100000, time_limit=1e-4)
+        r.backward(0.0, r.density * r.dv, tol=1e-14, maxiter=100000, time_limit=1e-4)
     def abi():
         res = abi_result()
         nspin, _, _, fft = abi_dims(res)
-        abi_backward(res, drho=np.ones(nspin * int(np.prod(fft))),
+        abi_backward(res, drho=np.linspace(0.5, 1.5, nspin * int(np.prod(fft))),
                      options=b'{"tol": 1e-14, "maxiter": 100000, "time_limit": 1e-4}')
 
 

@@ -110,6 +110,8 @@ struct Chi0 {
         var sumFp = 0.0
         var worst = 0.0
         var iterations = 0
+        /// The Sternheimer solutions (npw x occupied), when asked to keep them.
+        var solution: [Complex] = []
         var error: Error? = nil
     }
 
@@ -121,6 +123,15 @@ struct Chi0 {
     static let preconditionerShift = 0.1
 
     func apply(_ dv: [Double], tolerance requested: Double? = nil) throws -> [Double] {
+        try apply(dv, tolerance: requested, keep: false, start: nil).drho
+    }
+
+    /// `apply`, also returning every (spin, k) block's Sternheimer solutions (npw x occupied
+    /// bands, empty for a block without occupied states) when `keep` is true. `start`, if given,
+    /// holds such solutions (for example a linear combination of earlier ones, for a dV that is
+    /// the same combination of earlier dVs) from which the solves start.
+    func apply(_ dv: [Double], tolerance requested: Double?, keep: Bool, start: [[Complex]]?) throws
+        -> (drho: [Double], solutions: [[Complex]]) {
         let tolerance = requested ?? self.tolerance
         let basis = state.basis
         let nk = basis.kpoints.count
@@ -141,7 +152,7 @@ struct Chi0 {
                     var partial = Partial()
                     do {
                         partial = try applyBlock(job: job, dv: dv, potential: vp, smearing: smearing, spinFactor: spinFactor,
-                                                 tolerance: tolerance, scratch: scratch)
+                                                 tolerance: tolerance, scratch: scratch, keep: keep, start: start?[job])
                     } catch {
                         partial.error = error
                     }
@@ -171,12 +182,12 @@ struct Chi0 {
             let dmu = sumFpDe / sumFp
             for i in 0..<(nspin * n) { drho[i] -= dmu * fermiWeight[i] }
         }
-        return basis.symmetry.symmetrise(spins: drho, nspin: nspin, fft: basis.fft)
+        return (basis.symmetry.symmetrise(spins: drho, nspin: nspin, fft: basis.fft), keep ? partials.map { $0.solution } : [])
     }
 
     /// One (spin, k) block's contribution, before the k weight and 1/Omega.
     private func applyBlock(job: Int, dv: [Double], potential: UnsafeBufferPointer<Double>, smearing: Smearing?,
-                            spinFactor: Double, tolerance: Double, scratch: Scratch) throws -> Partial {
+                            spinFactor: Double, tolerance: Double, scratch: Scratch, keep: Bool, start: [Complex]?) throws -> Partial {
         let basis = state.basis
         let nk = basis.kpoints.count
         let n = basis.gridCount
@@ -257,6 +268,7 @@ struct Chi0 {
         // Sternheimer for the occupied states.
         let occupied = (0..<nb).filter { occ[$0] > Chi0.emptyThreshold * spinFactor }
         var worst = 0.0, iterations = 0
+        var kept: [Complex] = []
         if !occupied.isEmpty {
             var rhs = [Complex](repeating: .zero, count: npw * occupied.count)
             for (c, band) in occupied.enumerated() {
@@ -264,9 +276,11 @@ struct Chi0 {
             }
             let solved = try sternheimer(h: h, psi: psi, npw: npw, nb: nb, kinetic: kb.kinetic,
                                          shifts: occupied.map { eps[$0] }, rhs: rhs, k: k, spin: job / nk,
-                                         tolerance: tolerance, weights: occupied.map { min(1, occ[$0] / spinFactor) })
+                                         tolerance: tolerance, weights: occupied.map { min(1, occ[$0] / spinFactor) },
+                                         start: start.flatMap { $0.count == rhs.count ? $0 : nil })
             worst = solved.worst
             iterations = solved.iterations
+            if keep { kept = solved.x }
             let dpsiR = basis.fft.makeBuffer()
             let dp = dpsiR.pointer
             solved.x.withUnsafeBufferPointer { xp in psiR.withUnsafeBufferPointer { rr in drho.withUnsafeMutableBufferPointer { d in
@@ -290,14 +304,16 @@ struct Chi0 {
             } }
             if cacheOrbitals { blocks[job].fermiWeight = fermiWeight }
         }
-        return Partial(drho: drho, fermiWeight: fermiWeight, sumFpDe: sumFpDe, sumFp: sumFp, worst: worst, iterations: iterations)
+        return Partial(drho: drho, fermiWeight: fermiWeight, sumFpDe: sumFpDe, sumFp: sumFp, worst: worst, iterations: iterations,
+                       solution: kept)
     }
 
     /// Solves (H - e_c) x_c = rhs_c on the complement of the computed bands, for every column c,
-    /// by preconditioned conjugate gradients run in lockstep (one batched H application per step).
+    /// by preconditioned conjugate gradients run in lockstep (one batched H application per step),
+    /// from x = 0 or from `start` (projected onto the complement first; one more H application).
     private func sternheimer(h: HamiltonianBlock, psi: [Complex], npw: Int, nb: Int, kinetic: [Double], shifts: [Double],
                              rhs: [Complex], k: Int, spin: Int, tolerance: Double,
-                             weights: [Double]) throws -> (x: [Complex], worst: Double, iterations: Int) {
+                             weights: [Double], start: [Complex]? = nil) throws -> (x: [Complex], worst: Double, iterations: Int) {
         let ncol = shifts.count
         // A state holding a fraction f of its capacity enters drho as f dpsi, so its solve may
         // stop at tolerance / f (at most 1e-2): partly filled states near the Fermi level,
@@ -347,10 +363,34 @@ struct Chi0 {
         var r = b
         var active = (0..<ncol).filter { norms[$0] > 0 }
         // Columns already converged start (and stay) at x = 0.
+        var residual = norms
+        if var x0 = start {
+            // r = b - Q (H - e) Q x0 for the columns still to solve; a column the start already
+            // solves to its tolerance keeps it.
+            for c in 0..<ncol where norms[c] == 0 { for g in 0..<npw { x0[c * npw + g] = .zero } }
+            project(&x0, ncol)
+            var ax = h.apply(x0, nvec: ncol)
+            for c in 0..<ncol {
+                let e = shifts[c]
+                for g in 0..<npw { ax[c * npw + g] = ax[c * npw + g] - e * x0[c * npw + g] }
+            }
+            project(&ax, ncol)
+            x = x0
+            var still: [Int] = []
+            for c in active {
+                var norm = 0.0
+                for g in 0..<npw {
+                    r[c * npw + g] = b[c * npw + g] - ax[c * npw + g]
+                    norm += r[c * npw + g].norm2
+                }
+                residual[c] = norm.squareRoot()
+                if residual[c] > columnTolerance[c] * norms[c] { still.append(c) }
+            }
+            active = still
+        }
         var z = precondition(r, ncol)
         var p = z
         var rz = (0..<ncol).map { c in realDot(r, z, c, npw) }
-        var residual = norms
         var iteration = 0
         while !active.isEmpty && iteration < maxIterations {
             iteration += 1

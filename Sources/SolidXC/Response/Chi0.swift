@@ -216,41 +216,60 @@ struct Chi0 {
             }
             if cacheOrbitals { blocks[job].psiR = psiR }
         }
-        var dvPsi = [Complex](repeating: .zero, count: nb * npw)
+        // Occupation derivatives df/de (electrons per Ha), zero without smearing.
+        var fp = [Double](repeating: 0, count: nb)
+        if let smearing {
+            for i in 0..<nb { fp[i] = spinFactor * smearing.derivative((eps[i] - state.fermiLevel) / smearing.width) / smearing.width }
+        }
+        // Only the bands that hold electrons or lie near the Fermi level (f' not negligible) take
+        // part: between two others A_nm vanishes (to ~1e-12 of their occupations), and for one of
+        // each, <psi_m|dV|psi_n> is the conjugate of <psi_n|dV|psi_m>. So dV psi is formed (one
+        // FFT each) for those bands alone: half the bands for the bench's Si.
+        let width = smearing?.width ?? 0
+        let taking = (0..<nb).filter { occ[$0] > Chi0.emptyThreshold * spinFactor || abs(fp[$0]) * width > Chi0.emptyThreshold * spinFactor }
+        var slot = [Int](repeating: -1, count: nb)
+        for (j, band) in taking.enumerated() { slot[band] = j }
+        let q = taking.count
+        var dvPsi = [Complex](repeating: .zero, count: q * npw)
         let real = basis.fft.makeBuffer()
         let rp = real.pointer
         dv.withUnsafeBufferPointer { dvp in
             psiR.withUnsafeBufferPointer { rr in
                 dvPsi.withUnsafeMutableBufferPointer { dp in
                     let v = dvp.baseAddress! + s * n
-                    for band in 0..<nb {
+                    for (j, band) in taking.enumerated() {
                         let orbital = rr.baseAddress! + band * n
                         for i in 0..<n { rp[i] = Complex(v[i] * orbital[i].re, v[i] * orbital[i].im) }
-                        sphere.forward(rp, into: dp.baseAddress! + band * npw, scale: 1.0 / Double(n), workspace: workspace)
+                        sphere.forward(rp, into: dp.baseAddress! + j * npw, scale: 1.0 / Double(n), workspace: workspace)
                     }
                 }
             }
         }
-        // M_mn = <psi_m|dV|psi_n>.
-        var m = [Complex](repeating: .zero, count: nb * nb)
-        psi.withUnsafeBufferPointer { a in dvPsi.withUnsafeBufferPointer { b in m.withUnsafeMutableBufferPointer { c in
-            gemmAdjointA(a.baseAddress!, b.baseAddress!, m: npw, p: nb, q: nb, c.baseAddress!)
-        } } }
-        // Occupation derivatives df/de (electrons per Ha), zero without smearing.
-        var fp = [Double](repeating: 0, count: nb)
-        if let smearing {
-            for i in 0..<nb { fp[i] = spinFactor * smearing.derivative((eps[i] - state.fermiLevel) / smearing.width) / smearing.width }
+        // M_mn = <psi_m|dV|psi_n> for n taking part (column slot[n]).
+        var m = [Complex](repeating: .zero, count: nb * max(q, 1))
+        if q > 0 {
+            psi.withUnsafeBufferPointer { a in dvPsi.withUnsafeBufferPointer { b in m.withUnsafeMutableBufferPointer { c in
+                gemmAdjointA(a.baseAddress!, b.baseAddress!, m: npw, p: nb, q: q, c.baseAddress!)
+            } } }
         }
         // B_mn = A_nm M_mn with A_nm = (f_n - f_m)/(e_n - e_m), or the mean f' for degenerate levels.
         var b = [Complex](repeating: .zero, count: nb * nb)
         var sumFpDe = 0.0, sumFp = 0.0
         for col in 0..<nb {
             for row in 0..<nb {
+                let element: Complex
+                if slot[col] >= 0 {
+                    element = m[slot[col] * nb + row]
+                } else if slot[row] >= 0 {
+                    element = m[slot[row] * nb + col].conjugate
+                } else {
+                    continue
+                }
                 let de = eps[col] - eps[row]
                 let a = abs(de) > Chi0.degenerate ? (occ[col] - occ[row]) / de : 0.5 * (fp[col] + fp[row])
-                b[col * nb + row] = a * m[col * nb + row]
+                b[col * nb + row] = a * element
             }
-            sumFpDe += fp[col] * m[col * nb + col].re
+            if slot[col] >= 0 { sumFpDe += fp[col] * m[slot[col] * nb + col].re }
             sumFp += fp[col]
         }
         // drho = sum_n Re(psi_n^* sum_m psi_m B_mn) + sum_n 2 f_n Re(psi_n^* dpsi_n); Phi = Psi_R B.
@@ -272,7 +291,8 @@ struct Chi0 {
         if !occupied.isEmpty {
             var rhs = [Complex](repeating: .zero, count: npw * occupied.count)
             for (c, band) in occupied.enumerated() {
-                for g in 0..<npw { rhs[c * npw + g] = Complex(-dvPsi[band * npw + g].re, -dvPsi[band * npw + g].im) }
+                let from = slot[band] * npw  // occupied bands take part
+                for g in 0..<npw { rhs[c * npw + g] = Complex(-dvPsi[from + g].re, -dvPsi[from + g].im) }
             }
             let solved = try sternheimer(h: h, psi: psi, npw: npw, nb: nb, kinetic: kb.kinetic,
                                          shifts: occupied.map { eps[$0] }, rhs: rhs, k: k, spin: job / nk,

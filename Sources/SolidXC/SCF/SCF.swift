@@ -309,6 +309,7 @@ public final class SelfConsistentField {
         while iterations < options.maxiter {
             try deadline.check("scf: stopped at iteration \(iterations + 1) of \(options.maxiter), not converged (last density residual \(residualHistory.last ?? .nan) electrons)", history: residualHistory)
             iterations += 1
+            MallocTuning.releaseFreePages()
             let v = try localPotential(rho: rhoIn, state: state)
             lastPotential = v
             // Eigenpairs only as accurate as the density they feed: the residual tolerance follows

@@ -613,27 +613,20 @@ class Trainer:
         bar = self._bar(len(self.train), "gradients")
         out: list = [None] * len(self.train)
         if self.jobs > 1 and len(self.train) > 1:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor, as_completed
             _, spec = self._functional("trained")
-            options = dict(self.model.scf_options)
-            options.setdefault("threads", 1)
             index = {id(e): i for i, e in enumerate(self.entries)}
-            with ProcessPoolExecutor(max_workers=min(self.jobs, len(self.train)), initializer=_die_with_parent,
-                                     mp_context=multiprocessing.get_context("spawn")) as pool:
-                futures = {pool.submit(_worker_gradient, self.dataset, index[id(e)], spec, options): k
-                           for k, e in enumerate(self.train)}
-                for future in as_completed(futures):
-                    k = futures[future]
-                    out[k] = future.result()
-                    if out[k][2] is not None:
-                        self.model.failures += 1
-                        self.model.failure_log.append(f"{self.train[k].name}: {out[k][2]}")
-                        warnings.warn(f"solidxc: skipping entry {self.train[k].name!r}: {out[k][2]}", RuntimeWarning)
-                    if bar is not None:
-                        bar.update(1)
-                    else:
-                        print(f"gradients: {self.train[k].name} done", flush=True)
+            position = {index[id(e)]: k for k, e in enumerate(self.train)}
+            for i, result in self._in_workers(_worker_gradient, list(position), spec):
+                k = position[i]
+                out[k] = result
+                if out[k][2] is not None:
+                    self.model.failures += 1
+                    self.model.failure_log.append(f"{self.train[k].name}: {out[k][2]}")
+                    warnings.warn(f"solidxc: skipping entry {self.train[k].name!r}: {out[k][2]}", RuntimeWarning)
+                if bar is not None:
+                    bar.update(1)
+                else:
+                    print(f"gradients: {self.train[k].name} done", flush=True)
         else:
             self.model.train()
             for k, entry in enumerate(self.train):
@@ -645,6 +638,19 @@ class Trainer:
         if bar is not None:
             bar.close()
         return out
+
+    def _in_workers(self, worker: Any, indices: Sequence[int], spec: dict):
+        """``worker(dataset, i, spec, options)`` for each entry index i, in ``jobs`` spawned processes
+        (one SCF thread each unless --threads is given); yields (i, result) as they finish."""
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+        options = dict(self.model.scf_options)
+        options.setdefault("threads", 1)
+        with ProcessPoolExecutor(max_workers=min(self.jobs, len(indices)), initializer=_die_with_parent,
+                                 mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(worker, self.dataset, i, spec, options): i for i in indices}
+            for future in as_completed(futures):
+                yield futures[future], future.result()
 
     def _trainable(self) -> list:
         return [p for p in self.model.parameters() if p.requires_grad]
@@ -850,15 +856,8 @@ class Trainer:
                 print(f"{label}: {entry.name} ({entry.split}) {shown:.5f}{unit} [{done}/{len(keys)}]", flush=True)
 
         if self.jobs > 1 and len(todo) > 1:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor, as_completed
-            options = dict(self.model.scf_options)
-            options.setdefault("threads", 1)
-            with ProcessPoolExecutor(max_workers=min(self.jobs, len(todo)), initializer=_die_with_parent,
-                                     mp_context=multiprocessing.get_context("spawn")) as pool:
-                futures = {pool.submit(_worker_predict, self.dataset, i, spec, options): i for i in todo}
-                for future in as_completed(futures):
-                    store(futures[future], *future.result())
+            for i, result in self._in_workers(_worker_predict, todo, spec):
+                store(i, *result)
         else:
             xc = "pbe" if kind == "pbe" else self.model.hybridxc
             for i in todo:

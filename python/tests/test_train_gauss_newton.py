@@ -265,3 +265,22 @@ def test_the_final_evaluation_rolls_back_a_last_step_that_raised_the_training_lo
     trainer.rolled_back = None
     assert not trainer.check_last_step()
     np.testing.assert_array_equal(trainer._parameter_vector(), stepped)
+
+
+@pytest.mark.fast
+def test_gradients_in_worker_processes_match_those_in_process(tmp_path):
+    """``--jobs 2``: each training entry's prediction and gradient, computed in spawned workers
+    from the dataset file and the model's state, are those of the trainer's own process, bit for
+    bit (one SCF thread each way)."""
+    trainer = _gauss_newton_trainer(tmp_path, DATASET, epochs=1, threads=1, jobs=2,
+                                    dataset=str(tmp_path / "d.yaml"))
+    with torch.no_grad():  # away from a = 0, where most of the gradient vanishes
+        trainer._set_parameter_vector(trainer._parameter_vector() + 0.05)
+    spread = trainer.gradients()
+    trainer.jobs = 1
+    local = trainer.gradients()
+    for (a, ga, ea), (b, gb, eb) in zip(spread, local):
+        assert ea is None and eb is None
+        assert a == b
+        np.testing.assert_array_equal(ga, gb)
+        assert np.abs(ga).max() > 0

@@ -22,7 +22,12 @@ dataset's training entries and reports lattice constants on the training and hel
   moves by more than 0.1 at first, no entry's error by more than 2 %). The next epoch's predictions
   check the step: one that raised the training loss is undone and re-taken from its stored
   Jacobian with half the trust region; one that delivered at least 3/4 of its predicted fall while
-  held back doubles it (up to 8 times). A run may switch optimiser between epochs.
+  held back doubles it (up to 8 times). A run may switch optimiser between epochs. The gradient
+  pass stores its predictions in ``predictions.json``: when an evaluation has already computed the
+  training predictions after a step and they show it overshot, the next epoch undoes it without a
+  gradient pass; and the final evaluation itself checks a last step on the training entries first
+  and, if it raised the training loss, reports the parameters it started from (the checkpoint
+  keeps the step, so a longer run undoes and re-takes it). Only the training set decides.
 - Every epoch ends with a checkpoint (``checkpoint.pt``) holding the model, optimizer, RNG
   states, failure counters, history and the run's settings; a restart resumes from it and
   continues the loss curve. A run killed at any moment (even with SIGKILL) resumes from its last

@@ -44,3 +44,23 @@ func parallelWorkers(_ threads: Int, _ body: @escaping (Int) -> Void) {
     for w in started { body(w) }
     for id in ids { pthread_join(id, nil) }
 }
+
+/// Runs `body(job, worker)` for job = 0..<jobs on `threads` workers, each taking the next job as it
+/// finishes one (blocks differ in cost: their eigensolver iterations, occupied bands, plane
+/// waves), so no worker idles while another still has a queue. What a job computes must not
+/// depend on the worker that runs it; results are then the same bits for any thread count.
+func parallelJobs(_ jobs: Int, threads: Int, _ body: @escaping (_ job: Int, _ worker: Int) -> Void) {
+    final class Queue {
+        let lock = Lock()
+        var next = 0
+        func take() -> Int { lock.withLock { defer { next += 1 }; return next } }
+    }
+    let queue = Queue()
+    parallelWorkers(max(1, min(threads, jobs))) { worker in
+        while true {
+            let job = queue.take()
+            if job >= jobs { return }
+            body(job, worker)
+        }
+    }
+}

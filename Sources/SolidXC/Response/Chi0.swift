@@ -144,21 +144,17 @@ struct Chi0 {
         var partials = [Partial](repeating: Partial(), count: jobs)
         let lock = Lock()
         let threads = max(1, min(state.scf.threads, jobs))
+        let scratches = (0..<threads).map { _ in Scratch() }  // one per worker, overwritten by each block
         state.potential.withUnsafeBufferPointer { vp in
-            parallelWorkers(threads) { [self] worker in
-                let scratch = Scratch()
-                var job = worker
-                while job < jobs {
-                    var partial = Partial()
-                    do {
-                        partial = try applyBlock(job: job, dv: dv, potential: vp, smearing: smearing, spinFactor: spinFactor,
-                                                 tolerance: tolerance, scratch: scratch, keep: keep, start: start?[job])
-                    } catch {
-                        partial.error = error
-                    }
-                    lock.withLock { partials[job] = partial }
-                    job += threads
+            parallelJobs(jobs, threads: threads) { [self] job, worker in
+                var partial = Partial()
+                do {
+                    partial = try applyBlock(job: job, dv: dv, potential: vp, smearing: smearing, spinFactor: spinFactor,
+                                             tolerance: tolerance, scratch: scratches[worker], keep: keep, start: start?[job])
+                } catch {
+                    partial.error = error
                 }
+                lock.withLock { partials[job] = partial }
             }
         }
         if let error = partials.lazy.compactMap({ $0.error }).first { throw error }

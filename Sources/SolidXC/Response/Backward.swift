@@ -192,8 +192,8 @@ public extension SCFResult {
 /// that decides is the Dyson form's, b - (1 - chi0 K) w = sum_i s_i c_i with s the small GMRES
 /// residual vector (Arnoldi: K c_j = v_j - sum_i H_ij v_i), which chi0 filters: a kernel with huge
 /// values at a few points (DeepChem's NNPBE where grad rho = 0) leaves the pushed-through residual
-/// a floor that the Dyson residual does not have. Its estimate adds |s_{j+1}| max_i |c_i| for the
-/// Krylov vector not yet applied.
+/// a floor that the Dyson residual does not have. Its estimate adds |s_j| |c_{j-1}| for the Krylov
+/// vector v_j not yet applied, and the certification below is tried once the estimate is below tol.
 ///
 /// The result is then certified with one full-accuracy application: r = chi0 (g + K w) - w is
 /// the Dyson residual of w. g + K w = sum_i (s_i + y_i) v_i, so its Sternheimer solves start from

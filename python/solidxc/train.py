@@ -886,9 +886,11 @@ class Trainer:
         if not self._raised(last, names, losses):
             return False
         after = float(np.mean(losses))
+        # Where the step started (after an undone step, that is the earlier point, not this epoch's "loss").
+        before = float(np.mean(list(last["base_losses"].values()))) if last.get("base_losses") else float(last["loss"])
         self._set_parameter_vector(np.array(last["parameters"]))
-        self.rolled_back = {"epoch": last["epoch"], "loss_before": last["loss"], "loss_after": after}
-        print(f"solidxc train: epoch {last['epoch']}'s step raised the training loss ({last['loss']:.6g} -> "
+        self.rolled_back = {"epoch": last["epoch"], "loss_before": before, "loss_after": after}
+        print(f"solidxc train: epoch {last['epoch']}'s step raised the training loss ({before:.6g} -> "
               f"{after:.6g}); evaluating the parameters it started from", flush=True)
         return True
 

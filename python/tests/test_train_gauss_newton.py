@@ -16,6 +16,7 @@ Checked here:
 from __future__ import annotations
 
 import copy
+import json
 
 import numpy as np
 import pytest
@@ -233,6 +234,19 @@ def test_cached_predictions_that_show_an_overshoot_undo_it_without_gradients(tmp
     assert second["loss"] > first["loss"]
     np.testing.assert_array_equal(second["parameters"], first["parameters"])
     np.testing.assert_array_equal(second["jacobian"], first["jacobian"])
+    # Had the re-taken step raised the loss too, the final evaluation would go back to where both
+    # steps started, and report that point's loss (not the overshoot's, which this epoch records).
+    trainer._store_predictions(trainer.train, [10 * value for value, _, _ in planted(trainer)])
+    saved = trainer._parameter_vector()
+    assert trainer.check_last_step()
+    assert trainer.rolled_back["loss_before"] == pytest.approx(first["loss"], rel=1e-12)
+    np.testing.assert_array_equal(trainer._parameter_vector(), first["parameters"])
+    trainer._set_parameter_vector(saved)
+    trainer.rolled_back = None
+    cache = trainer._read_cache()  # forget the planted overshoot again
+    for key in trainer._prediction_keys("trained", trainer.train):
+        del cache[key]
+    (tmp_path / "out" / "predictions.json").write_text(json.dumps(cache))
     # Without a cached overshoot the gradient pass runs, and stores its predictions for later checks.
     monkeypatch.setattr(train.Trainer, "gradients", planted)
     trainer.epochs, trainer.start_epoch = 3, 2

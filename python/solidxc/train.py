@@ -688,10 +688,16 @@ class Trainer:
         return names, residuals, losses, rows
 
     @staticmethod
+    def _start_losses(step: dict) -> dict:
+        """Entry name -> loss term where the Gauss-Newton step recorded in ``step`` started (records
+        written before base_losses existed: the epoch's own losses, the same point then)."""
+        return step.get("base_losses") or dict(zip((n[0] for n in step["batch_entries"]), step["batch_losses"]))
+
+    @staticmethod
     def _raised(step: dict, names: list, losses: list) -> bool:
         """Whether the Gauss-Newton step recorded in ``step`` raised the training loss, judged on the
         entries that succeeded both before it and now (``names``, ``losses`` after it)."""
-        before = step.get("base_losses") or dict(zip((n[0] for n in step["batch_entries"]), step["batch_losses"]))
+        before = Trainer._start_losses(step)
         common = [i for i, n in enumerate(names) if n[0] in before]
         return bool(common) and (np.mean([losses[i] for i in common]) > np.mean([before[names[i][0]] for i in common]))
 
@@ -727,7 +733,9 @@ class Trainer:
         previous = self.history[-1] if self.history and self.history[-1].get("method") == "gauss-newton" else None
         stepped = previous is not None and previous.get("lambda") is not None
         results = self._cached_training() if stepped and "parameters" in previous else None
-        if results is None or not self._raised(previous, *self._terms(results)[::2]):
+        if results is not None:
+            cached_names, _, cached_losses, _ = self._terms(results)
+        if results is None or not self._raised(previous, cached_names, cached_losses):
             results = self.gradients()
             self._store_predictions(self.train, [value for value, _, _ in results])
         names, residuals, losses, rows = self._terms(results)
@@ -738,8 +746,7 @@ class Trainer:
         radius, rejected = GN_MAX_PARAMETER_STEP, False
         if stepped:
             radius = float(previous.get("radius", GN_MAX_PARAMETER_STEP))
-            before = previous.get("base_losses") or dict(zip((n[0] for n in previous["batch_entries"]),
-                                                             previous["batch_losses"]))
+            before = self._start_losses(previous)
             common = [i for i, n in enumerate(names) if n[0] in before]
             worse = self._raised(previous, names, losses)
             if worse and "parameters" in previous:
@@ -830,7 +837,8 @@ class Trainer:
 
     def predict(self, kind: str, split: str | None = None) -> list[float]:
         """Every entry's prediction with PBE (``kind="pbe"``) or the trained functional, held-out entries
-        first (with ``split``, only that split's entries are computed; the others are nan unless cached). Each finished entry is stored at once in ``predictions.json`` (keyed by the functional's
+        first (with ``split``, only that split's entries are computed; the others are nan unless
+        cached). Each finished entry is stored at once in ``predictions.json`` (keyed by the functional's
         parameters, the entry's definition and the SCF tolerance), so an interrupted evaluation resumes
         where it stopped and PBE is computed once per dataset. With ``jobs`` > 1 the entries run in that
         many worker processes (one SCF thread each unless --threads is given)."""
@@ -887,7 +895,7 @@ class Trainer:
             return False
         after = float(np.mean(losses))
         # Where the step started (after an undone step, that is the earlier point, not this epoch's "loss").
-        before = float(np.mean(list(last["base_losses"].values()))) if last.get("base_losses") else float(last["loss"])
+        before = float(np.mean(list(self._start_losses(last).values())))
         self._set_parameter_vector(np.array(last["parameters"]))
         self.rolled_back = {"epoch": last["epoch"], "loss_before": before, "loss_after": after}
         print(f"solidxc train: epoch {last['epoch']}'s step raised the training loss ({before:.6g} -> "

@@ -122,6 +122,19 @@ final class BackwardTests: XCTestCase {
                               smearing: "fermi-dirac", temperature: 0.02)
         try check(spec, base: "lda,pw", energyWeight: 0, densityWeight: 10, eigenBands: [0])
     }
+
+    /// Methfessel-Paxton smearing gives some states negative occupations: they enter the density,
+    /// and its response, like any other.
+    func testAluminiumWithNegativeMethfesselPaxtonOccupations() throws {
+        let a = 4.05 * Fixtures.bohrPerAngstrom
+        let spec = SystemSpec(lattice: [[0, a / 2, a / 2], [a / 2, 0, a / 2], [a / 2, a / 2, 0]],
+                              atoms: [AtomSpec(element: "Al", position: [0, 0, 0])], ecut: 8, kpts: [3, 3, 3],
+                              smearing: "methfessel-paxton", temperature: 0.1)
+        let result = try run(spec, base: "lda,pw", theta: 0)
+        print("most negative occupation \(result.occupations.min() ?? 0)")
+        XCTAssertLessThan(result.occupations.min() ?? 0, -1e-3, "the test needs negative occupations")
+        try check(spec, base: "lda,pw", energyWeight: 0, densityWeight: 10, eigenBands: [])
+    }
 }
 
 extension BackwardTests {

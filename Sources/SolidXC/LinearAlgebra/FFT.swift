@@ -19,15 +19,14 @@ public final class FFTBuffer {
 }
 
 /// FFTW plans for one real-space grid (n1, n2, n3), n3 fastest. Out-of-place plans on
-/// SIMD-aligned buffers (FFTW's in-place 3D plans allocate scratch memory on every call), made once per basis with FFTW_ESTIMATE (deterministic: the same plan, hence the same
-/// bits, run to run) and executed through the new-array interface, which is thread-safe, so
-/// k-points can transform in parallel.
+/// SIMD-aligned buffers (FFTW's in-place 3D plans allocate scratch memory on every call), made once
+/// per basis as `FFTPlanning` says (measured, and repeatable through the wisdom file) and executed
+/// through the new-array interface, which is thread-safe, so k-points can transform in parallel.
 public final class FFTGrid {
     public let size: (Int, Int, Int)
     public let count: Int
     private let forwardPlan: fftw_plan
     private let backwardPlan: fftw_plan
-    private static let plannerLock = Lock()
 
     public init(_ n1: Int, _ n2: Int, _ n3: Int) throws {
         size = (n1, n2, n3)
@@ -38,32 +37,45 @@ public final class FFTGrid {
         defer { fftw_free(a); fftw_free(b) }
         let pa = a.bindMemory(to: fftw_complex.self, capacity: count)
         let pb = b.bindMemory(to: fftw_complex.self, capacity: count)
-        let flags = UInt32(FFTW_ESTIMATE)
-        FFTGrid.plannerLock.lock()
-        let f = fftw_plan_dft_3d(Int32(n1), Int32(n2), Int32(n3), pa, pb, FFTW_FORWARD, flags)
-        let g = fftw_plan_dft_3d(Int32(n1), Int32(n2), Int32(n3), pa, pb, FFTW_BACKWARD, flags)
-        FFTGrid.plannerLock.unlock()
-        guard let f, let g else { throw SolidXCError.numerical(message: "fft: FFTW could not plan a \(n1)x\(n2)x\(n3) grid") }
+        try FFTPlanning.check()
+        let flags = FFTPlanning.flags
+        var made: (fftw_plan?, fftw_plan?) = (nil, nil)
+        var lines: [[fftw_plan]] = []
+        var failed = false
+        FFTPlanning.withPlanner {
+            made = (fftw_plan_dft_3d(Int32(n1), Int32(n2), Int32(n3), pa, pb, FFTW_FORWARD, flags),
+                    fftw_plan_dft_3d(Int32(n1), Int32(n2), Int32(n3), pa, pb, FFTW_BACKWARD, flags))
+            var len2 = Int32(n2), len1 = Int32(n1)
+            let block = Int32(FFTGrid.slabBlock)
+            for sign in [FFTW_FORWARD, FFTW_BACKWARD] {
+                let plane = fftw_plan_many_dft(1, &len2, Int32(n3), pa, nil, Int32(n3), 1, pb, nil, Int32(n3), 1, sign, flags)
+                let slab = fftw_plan_many_dft(1, &len1, Int32(n2 * n3), pa, nil, Int32(n2 * n3), 1, pb, nil, Int32(n2 * n3), 1, sign, flags)
+                let gathered = fftw_plan_many_dft(1, &len1, block, pa, nil, block, 1, pa, nil, block, 1, sign, flags)
+                guard let plane, let slab, let gathered else { failed = true; return }
+                lines.append([plane, slab, gathered])
+            }
+        }
+        guard let f = made.0, let g = made.1, !failed else { throw SolidXCError.numerical(message: "fft: FFTW could not plan a \(n1)x\(n2)x\(n3) grid") }
         forwardPlan = f
         backwardPlan = g
-        FFTGrid.plannerLock.lock()
-        defer { FFTGrid.plannerLock.unlock() }
-        try makeLinePlans()
+        planePlans = lines.map { $0[0] }
+        slabPlans = lines.map { $0[1] }
+        slabBlockPlans = lines.map { $0[2] }
     }
 
     deinit {
-        FFTGrid.plannerLock.lock()
-        fftw_destroy_plan(forwardPlan)
-        fftw_destroy_plan(backwardPlan)
-        for plan in planePlans + slabPlans + slabBlockPlans { fftw_destroy_plan(plan) }
-        for plans in columnPlans { for plan in plans.values { fftw_destroy_plan(plan) } }
-        FFTGrid.plannerLock.unlock()
+        FFTPlanning.withPlansLocked {
+            fftw_destroy_plan(forwardPlan)
+            fftw_destroy_plan(backwardPlan)
+            for plan in planePlans + slabPlans + slabBlockPlans { fftw_destroy_plan(plan) }
+            for plans in columnPlans { for plan in plans.values { fftw_destroy_plan(plan) } }
+        }
     }
 
     public func makeBuffer() -> FFTBuffer { FFTBuffer(count: count) }
 
     // 1D plans for the pruned sphere transforms (`SphereFFT`), indexed by direction (0 forward,
-    // 1 backward). FFTW_ESTIMATE picks good 1D plans, deterministically.
+    // 1 backward).
     /// Along n2 for one plane (n3 lines, stride n3), out of place.
     fileprivate var planePlans: [fftw_plan] = []
     /// Along n1 for the whole grid (n2 n3 lines, stride n2 n3), out of place.
@@ -76,32 +88,8 @@ public final class FFTGrid {
     fileprivate static let slabBlock = 32
     fileprivate var slabBlockPlans: [fftw_plan] = []
     fileprivate var gatherSlab: Bool { (size.1 * size.2) % 256 == 0 }
-    /// Along n3 for `count` consecutive columns, in place; made on first use, under `plannerLock`.
+    /// Along n3 for `count` consecutive columns, in place; made on first use, by the planner.
     private var columnPlans: [[Int: fftw_plan]] = [[:], [:]]
-
-    private func makeLinePlans() throws {
-        let (n1, n2, n3) = size
-        guard let a = fftw_malloc(MemoryLayout<Complex>.stride * count), let b = fftw_malloc(MemoryLayout<Complex>.stride * count) else {
-            throw SolidXCError.memory(message: "fft: cannot allocate a \(n1)x\(n2)x\(n3) grid")
-        }
-        defer { fftw_free(a); fftw_free(b) }
-        let pa = a.bindMemory(to: fftw_complex.self, capacity: count)
-        let pb = b.bindMemory(to: fftw_complex.self, capacity: count)
-        var len2 = Int32(n2), len1 = Int32(n1)
-        let flags = UInt32(FFTW_ESTIMATE)
-        for sign in [FFTW_FORWARD, FFTW_BACKWARD] {
-            let plane = fftw_plan_many_dft(1, &len2, Int32(n3), pa, nil, Int32(n3), 1, pb, nil, Int32(n3), 1, sign, flags)
-            let slab = fftw_plan_many_dft(1, &len1, Int32(n2 * n3), pa, nil, Int32(n2 * n3), 1, pb, nil, Int32(n2 * n3), 1, sign, flags)
-            guard let plane, let slab else { throw SolidXCError.numerical(message: "fft: FFTW could not plan a \(n1)x\(n2)x\(n3) grid") }
-            planePlans.append(plane)
-            slabPlans.append(slab)
-            let block = Int32(FFTGrid.slabBlock)
-            guard let lines = fftw_plan_many_dft(1, &len1, block, pa, nil, block, 1, pa, nil, block, 1, sign, flags) else {
-                throw SolidXCError.numerical(message: "fft: FFTW could not plan a \(n1)x\(n2)x\(n3) grid")
-            }
-            slabBlockPlans.append(lines)
-        }
-    }
 
     /// The n1-direction transforms of the whole grid (sign 0 forward, 1 backward), from `input`
     /// into `output` (distinct); `lines` is scratch of `n1 * slabBlock` values.
@@ -124,20 +112,35 @@ public final class FFTGrid {
         }
     }
 
-    /// The in-place plan along n3 for `columns` consecutive columns (sign 0 forward, 1 backward).
-    fileprivate func columnPlan(sign: Int, columns: Int) -> fftw_plan? {
-        FFTGrid.plannerLock.withLock {
-            if let plan = columnPlans[sign][columns] { return plan }
-            let n3 = size.2
-            guard let a = fftw_malloc(MemoryLayout<Complex>.stride * n3 * columns) else { return nil }
-            defer { fftw_free(a) }
-            let pa = a.bindMemory(to: fftw_complex.self, capacity: n3 * columns)
-            var len3 = Int32(n3)
-            let plan = fftw_plan_many_dft(1, &len3, Int32(columns), pa, nil, 1, Int32(n3), pa, nil, 1, Int32(n3),
-                                          sign == 0 ? FFTW_FORWARD : FFTW_BACKWARD, UInt32(FFTW_ESTIMATE))
-            if let plan { columnPlans[sign][columns] = plan }
-            return plan
+    /// The in-place plans along n3 for runs of `lengths` consecutive columns (per length, forward
+    /// and backward), made when first asked for; nil if FFTW cannot plan one.
+    fileprivate func columnPlans(_ lengths: Set<Int>) -> [Int: [fftw_plan]]? {
+        let n3 = size.2
+        var result: [Int: [fftw_plan]] = [:]
+        var failed = false
+        // Made already (the usual case: every Hamiltonian block asks): no planner, no wisdom file.
+        let missing = FFTPlanning.withPlansLocked { lengths.contains { columnPlans[0][$0] == nil || columnPlans[1][$0] == nil } }
+        if !missing {
+            return FFTPlanning.withPlansLocked { Dictionary(uniqueKeysWithValues: lengths.map { ($0, [columnPlans[0][$0]!, columnPlans[1][$0]!]) }) }
         }
+        FFTPlanning.withPlanner {
+            for columns in lengths.sorted() {
+                for sign in 0..<2 where columnPlans[sign][columns] == nil {
+                    guard let a = fftw_malloc(MemoryLayout<Complex>.stride * n3 * columns) else { failed = true; return }
+                    defer { fftw_free(a) }
+                    let pa = a.bindMemory(to: fftw_complex.self, capacity: n3 * columns)
+                    var len3 = Int32(n3)
+                    guard let plan = fftw_plan_many_dft(1, &len3, Int32(columns), pa, nil, 1, Int32(n3), pa, nil, 1, Int32(n3),
+                                                        sign == 0 ? FFTW_FORWARD : FFTW_BACKWARD, FFTPlanning.flags) else {
+                        failed = true
+                        return
+                    }
+                    columnPlans[sign][columns] = plan
+                }
+                result[columns] = [columnPlans[0][columns]!, columnPlans[1][columns]!]
+            }
+        }
+        return failed ? nil : result
     }
 
     /// f(G) = (1/N) sum_r f(r) e^{-iG.r}, from `input` into `output` (both from `makeBuffer()`,
@@ -203,7 +206,7 @@ public final class FFTGrid {
 /// ABINIT and Quantum ESPRESSO do: G -> r transforms along n3 only the columns (i, j) that hold a
 /// plane wave (about a fifth), then along n2 only the planes i that hold one, then along n1
 /// everything; r -> G runs the same steps in reverse and computes only what the sphere needs.
-/// Made from 1D FFTW_ESTIMATE plans, so the same input gives the same bits on every run and
+/// Made from 1D plans of the grid's `FFTGrid`, so the same input gives the same bits on every
 /// thread. Immutable after init, so one instance may serve several threads, each with its own
 /// `Workspace`.
 public final class SphereFFT {
@@ -240,19 +243,19 @@ public final class SphereFFT {
             used[column] = true
             inPlane[column / n2] = true
         }
-        var found: [(start: Int, columns: Int, plans: [fftw_plan])] = []
+        var found: [(start: Int, columns: Int)] = []
         var c = 0
         while c < n1 * n2 {
             guard used[c] else { c += 1; continue }
             let start = c
             // A run stays inside one plane so that all its columns share that plane's fate.
             while c < n1 * n2 && used[c] && (c == start || c % n2 != 0) { c += 1 }
-            guard let f = grid.columnPlan(sign: 0, columns: c - start), let b = grid.columnPlan(sign: 1, columns: c - start) else {
-                throw SolidXCError.numerical(message: "fft: FFTW could not plan \(c - start) columns of \(n3) points")
-            }
-            found.append((start, c - start, [f, b]))
+            found.append((start, c - start))
         }
-        runs = found
+        guard let plans = grid.columnPlans(Set(found.map { $0.columns })) else {
+            throw SolidXCError.numerical(message: "fft: FFTW could not plan columns of \(n3) points")
+        }
+        runs = found.map { ($0.start, $0.columns, plans[$0.columns]!) }
         planeUsed = inPlane
         planes = (0..<n1).filter { inPlane[$0] }
     }

@@ -222,7 +222,7 @@ struct Chi0 {
         // each, <psi_m|dV|psi_n> is the conjugate of <psi_n|dV|psi_m>. So dV psi is formed (one
         // FFT each) for those bands alone: half the bands for the bench's Si.
         let width = smearing?.width ?? 0
-        let taking = (0..<nb).filter { occ[$0] > Chi0.emptyThreshold * spinFactor || abs(fp[$0]) * width > Chi0.emptyThreshold * spinFactor }
+        let taking = (0..<nb).filter { abs(occ[$0]) > Chi0.emptyThreshold * spinFactor || abs(fp[$0]) * width > Chi0.emptyThreshold * spinFactor }
         var slot = [Int](repeating: -1, count: nb)
         for (j, band) in taking.enumerated() { slot[band] = j }
         let q = taking.count
@@ -249,39 +249,38 @@ struct Chi0 {
             } } }
         }
         // B_mn = A_nm M_mn with A_nm = (f_n - f_m)/(e_n - e_m), or the mean f' for degenerate levels.
-        var b = [Complex](repeating: .zero, count: nb * nb)
+        // A is symmetric and M Hermitian, so B_nm = conj(B_mn), and the pairs' sum
+        // sum_{n,m} Re(psi_n^* psi_m B_mn) needs only the columns n that take part (B vanishes
+        // between two others): a pair of one such band and one other appears once, weighted 2.
+        var b = [Complex](repeating: .zero, count: nb * max(q, 1))
         var sumFpDe = 0.0, sumFp = 0.0
-        for col in 0..<nb {
+        for (j, col) in taking.enumerated() {
             for row in 0..<nb {
-                let element: Complex
-                if slot[col] >= 0 {
-                    element = m[slot[col] * nb + row]
-                } else if slot[row] >= 0 {
-                    element = m[slot[row] * nb + col].conjugate
-                } else {
-                    continue
-                }
                 let de = eps[col] - eps[row]
                 let a = abs(de) > Chi0.degenerate ? (occ[col] - occ[row]) / de : 0.5 * (fp[col] + fp[row])
-                b[col * nb + row] = a * element
+                b[j * nb + row] = (slot[row] >= 0 ? a : 2 * a) * m[j * nb + row]
             }
-            if slot[col] >= 0 { sumFpDe += fp[col] * m[slot[col] * nb + col].re }
-            sumFp += fp[col]
+            sumFpDe += fp[col] * m[j * nb + col].re
         }
-        // drho = sum_n Re(psi_n^* sum_m psi_m B_mn) + sum_n 2 f_n Re(psi_n^* dpsi_n); Phi = Psi_R B.
+        for col in 0..<nb { sumFp += fp[col] }
+        // drho = sum_{n taking part} Re(psi_n^* sum_m psi_m B_mn) + sum_n 2 f_n Re(psi_n^* dpsi_n); Phi = Psi_R B.
         var drho = [Double](repeating: 0, count: n)
-        if scratch.phi.count < n * nb { scratch.phi = [Complex](repeating: .zero, count: n * nb) }
-        psiR.withUnsafeBufferPointer { a in b.withUnsafeBufferPointer { bp in scratch.phi.withUnsafeMutableBufferPointer { c in
-            gemm(a.baseAddress!, bp.baseAddress!, m: n, k: nb, n: nb, c.baseAddress!)
-            drho.withUnsafeMutableBufferPointer { d in
-                for col in 0..<nb {
-                    let orbital = a.baseAddress! + col * n, phi = UnsafePointer(c.baseAddress! + col * n)
-                    for i in 0..<n { d[i] += orbital[i].re * phi[i].re + orbital[i].im * phi[i].im }
+        if scratch.phi.count < n * q { scratch.phi = [Complex](repeating: .zero, count: n * q) }
+        if q > 0 {
+            psiR.withUnsafeBufferPointer { a in b.withUnsafeBufferPointer { bp in scratch.phi.withUnsafeMutableBufferPointer { c in
+                gemm(a.baseAddress!, bp.baseAddress!, m: n, k: nb, n: q, c.baseAddress!)
+                drho.withUnsafeMutableBufferPointer { d in
+                    for (j, col) in taking.enumerated() {
+                        let orbital = a.baseAddress! + col * n, phi = UnsafePointer(c.baseAddress! + j * n)
+                        for i in 0..<n { d[i] += orbital[i].re * phi[i].re + orbital[i].im * phi[i].im }
+                    }
                 }
-            }
-        } } }
+            } } }
+        }
         // Sternheimer for the occupied states.
-        let occupied = (0..<nb).filter { occ[$0] > Chi0.emptyThreshold * spinFactor }
+        // (Methfessel-Paxton and cold smearing give some states small negative occupations; they
+        // count as holding electrons.)
+        let occupied = (0..<nb).filter { abs(occ[$0]) > Chi0.emptyThreshold * spinFactor }
         var worst = 0.0, iterations = 0
         var kept: [Complex] = []
         if !occupied.isEmpty {
@@ -292,7 +291,7 @@ struct Chi0 {
             }
             let solved = try sternheimer(h: h, psi: psi, npw: npw, nb: nb, kinetic: kb.kinetic,
                                          shifts: occupied.map { eps[$0] }, rhs: rhs, k: k, spin: job / nk,
-                                         tolerance: tolerance, weights: occupied.map { min(1, occ[$0] / spinFactor) },
+                                         tolerance: tolerance, weights: occupied.map { min(1, abs(occ[$0]) / spinFactor) },
                                          start: start.flatMap { $0.count == rhs.count ? $0 : nil })
             worst = solved.worst
             iterations = solved.iterations

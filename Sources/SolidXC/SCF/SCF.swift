@@ -224,36 +224,42 @@ public final class SelfConsistentField {
         return (orbitals, eigenvalues, iterations.max() ?? 0)
     }
 
-    /// rho_s(r) = sum_k w_k sum_n f_n |psi_nk(r)|^2 / Omega, symmetrised. Partial densities per k are
-    /// summed in k order, so the result does not depend on the thread count.
+    /// rho_s(r) = sum_k w_k sum_n f_n |psi_nk(r)|^2 / Omega, symmetrised. The (spin, k) blocks run
+    /// from the shared job queue, `window` blocks at a time, and their partial densities are added
+    /// to rho in block order, so the result does not depend on the thread count. Bands holding
+    /// less than `Chi0.emptyThreshold` of their capacity, in magnitude (a smearing's far tail), are
+    /// left out.
     func density(orbitals: [[Complex]], occupations: [[Double]]) -> [Double] {
         let nk = basis.kpoints.count
         let n = basis.gridCount
         var rho = [Double](repeating: 0, count: nspin * n)
         let omega = basis.model.lattice.volume
         let jobs = nspin * nk
+        let capacity: Double = nspin == 1 ? 2 : 1
+        // A few blocks per thread keep every thread busy (blocks differ in cost) while holding
+        // only `window` partial densities (one with one thread: no more memory than that needs).
+        let window = threads == 1 ? 1 : 4 * threads
+        let workspaces = (0..<threads).map { _ in (SphereFFT.Workspace(basis.fft), basis.fft.makeBuffer()) }
         var start = 0
         while start < jobs {
-            let batch = min(threads, jobs - start)
+            let batch = min(window, jobs - start)
             var partial = [[Double]](repeating: [], count: batch)
             let lock = Lock()
-            parallelWorkers(batch) { [self] b in
+            parallelJobs(batch, threads: threads) { [self] b, worker in
                 let job = start + b
-                let k = job % nk
-                let kb = basis.kpoints[k]
+                let kb = basis.kpoints[job % nk]
                 let npw = kb.count
                 var acc = [Double](repeating: 0, count: n)
-                let workspace = SphereFFT.Workspace(basis.fft)
+                let (workspace, real) = workspaces[worker]
                 let sphere = try? SphereFFT(grid: basis.fft, fftIndex: kb.fftIndex)
                 let box = workspace.box
-                let real = basis.fft.makeBuffer()
                 let bp = box.pointer
                 let rp = real.pointer
                 let psi = orbitals[job]
                 let occ = occupations[job]
                 psi.withUnsafeBufferPointer { pp in
                     acc.withUnsafeMutableBufferPointer { ap in
-                        for band in 0..<nbands where occ[band] != 0 {
+                        for band in 0..<nbands where abs(occ[band]) > Chi0.emptyThreshold * capacity {
                             if let sphere {
                                 sphere.backward(pp.baseAddress! + band * npw, into: rp, workspace: workspace)
                             } else {
@@ -270,7 +276,9 @@ public final class SelfConsistentField {
             }
             for b in 0..<batch {
                 let s = (start + b) / nk
-                for i in 0..<n { rho[s * n + i] += partial[b][i] }
+                partial[b].withUnsafeBufferPointer { pp in
+                    for i in 0..<n { rho[s * n + i] += pp[i] }
+                }
             }
             start += batch
         }

@@ -116,21 +116,23 @@ public final class Xc: Term {
     /// blocked by spin (and sigma component), so each range is gathered into its own compact
     /// buffers and the outputs are scattered back. (Callback functionals run whole, on the caller's
     /// thread: a Python callback must not be entered from several threads.)
-    private func evaluateInChunks(_ builtin: BuiltinFunctional, rho: [Double], sigma: [Double], nspin: Int) throws
-        -> (e: [Double], vrho: [Double], vsigma: [Double]) {
+    /// With `energyOnly`, e alone (vrho and vsigma come back empty).
+    private func evaluateInChunks(_ builtin: BuiltinFunctional, rho: [Double], sigma: [Double], nspin: Int,
+                                  energyOnly: Bool = false) throws -> (e: [Double], vrho: [Double], vsigma: [Double]) {
         let n = basis.gridCount
         let gga = builtin.family == .gga
         let nsigma = gga ? sigma.count / n : 0
+        let nout = energyOnly ? 0 : nspin, nsout = energyOnly ? 0 : nsigma
         var e = [Double](repeating: 0, count: n)
-        var vrho = [Double](repeating: 0, count: nspin * n)
-        var vsigma = [Double](repeating: 0, count: gga ? sigma.count : 0)
+        var vrho = [Double](repeating: 0, count: nout * n)
+        var vsigma = [Double](repeating: 0, count: gga ? nsout * n : 0)
         let chunks = threads
         var failure: Error?
         let lock = Lock()
         e.withUnsafeMutableBufferPointer { ep in vrho.withUnsafeMutableBufferPointer { vp in vsigma.withUnsafeMutableBufferPointer { sp in
             rho.withUnsafeBufferPointer { rp in sigma.withUnsafeBufferPointer { gp in
                 // Sendable wrappers are not needed: each worker writes a disjoint range.
-                let eOut = ep.baseAddress!, vOut = vp.baseAddress!, sOut = sp.baseAddress
+                let eOut = ep.baseAddress!, vOut = vp.baseAddress, sOut = sp.baseAddress
                 let rIn = rp.baseAddress!, gIn = gp.baseAddress
                 parallelWorkers(chunks) { chunk in
                     let start = n * chunk / chunks, end = n * (chunk + 1) / chunks, m = end - start
@@ -140,14 +142,19 @@ public final class Xc: Term {
                     for s in 0..<nspin { for i in 0..<m { r[s * m + i] = rIn[s * n + start + i] } }
                     for c in 0..<nsigma { for i in 0..<m { g[c * m + i] = gIn![c * n + start + i] } }
                     var ce = [Double](repeating: 0, count: m)
-                    var cv = [Double](repeating: 0, count: nspin * m)
-                    var cs = [Double](repeating: 0, count: nsigma * m)
+                    var cv = [Double](repeating: 0, count: nout * m)
+                    var cs = [Double](repeating: 0, count: nsout * m)
                     do {
                         try r.withUnsafeBufferPointer { rb in try g.withUnsafeBufferPointer { gb in
                             try ce.withUnsafeMutableBufferPointer { eb in try cv.withUnsafeMutableBufferPointer { vb in
                                 try cs.withUnsafeMutableBufferPointer { sb in
-                                    try builtin.evaluate(nspin: nspin, npoints: m, rho: rb.baseAddress!, sigma: gga ? gb.baseAddress : nil,
-                                                         e: eb.baseAddress!, vrho: vb.baseAddress!, vsigma: gga ? sb.baseAddress : nil)
+                                    if energyOnly {
+                                        try builtin.energyDensity(nspin: nspin, npoints: m, rho: rb.baseAddress!,
+                                                                  sigma: gga ? gb.baseAddress : nil, e: eb.baseAddress!)
+                                    } else {
+                                        try builtin.evaluate(nspin: nspin, npoints: m, rho: rb.baseAddress!, sigma: gga ? gb.baseAddress : nil,
+                                                             e: eb.baseAddress!, vrho: vb.baseAddress!, vsigma: gga ? sb.baseAddress : nil)
+                                    }
                                 }
                             } }
                         } }
@@ -156,8 +163,8 @@ public final class Xc: Term {
                         return
                     }
                     for i in 0..<m { eOut[start + i] = ce[i] }
-                    for s in 0..<nspin { for i in 0..<m { vOut[s * n + start + i] = cv[s * m + i] } }
-                    for c in 0..<nsigma { for i in 0..<m { sOut![c * n + start + i] = cs[c * m + i] } }
+                    for s in 0..<nout { for i in 0..<m { vOut![s * n + start + i] = cv[s * m + i] } }
+                    for c in 0..<nsout { for i in 0..<m { sOut![c * n + start + i] = cs[c * m + i] } }
                 }
             } }
         } } }
@@ -184,6 +191,9 @@ public final class Xc: Term {
         if let builtin = functional as? BuiltinFunctional {
             let nspin = state.nspin, n = basis.gridCount
             let sigma = builtin.family == .gga ? sigmas(spinGradients(state.rho, nspin: nspin), nspin: nspin) : []
+            if threads > 1, n >= 4096 {
+                return try checkedIntegral(evaluateInChunks(builtin, rho: state.rho, sigma: sigma, nspin: nspin, energyOnly: true).e)
+            }
             var out = [Double](repeating: 0, count: n)
             try state.rho.withUnsafeBufferPointer { r in try sigma.withUnsafeBufferPointer { g in
                 try out.withUnsafeMutableBufferPointer { ep in
@@ -195,6 +205,10 @@ public final class Xc: Term {
         } else {
             e = try evaluateFunctional(rho: state.rho, nspin: state.nspin).e
         }
+        return try checkedIntegral(e)
+    }
+
+    private func checkedIntegral(_ e: [Double]) throws -> Double {
         let energy = integrate(e)
         guard energy.isFinite else {
             throw SolidXCError.callback(message: "xc: functional '\(functional.name)' returned a non-finite energy")

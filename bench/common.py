@@ -265,11 +265,15 @@ def run_abinit(workdir: pathlib.Path, name: str, deck: str, nproc: int = 1) -> d
     return result
 
 
-SOLIDXC_SCRIPT = """
+# The start of every script below: the spec (json, argv[1]) and its solidxc.System.
+SYSTEM_PREAMBLE = """
 import hashlib, json, sys, time, numpy as np, solidxc
 s = json.loads(sys.argv[1])
 system = solidxc.System(s["lattice"], s["atoms"], pseudo=s["pseudo"], ecut=s["ecut"], kpts=tuple(s["kpts"]),
                         smearing=s.get("smearing"), temperature=s.get("temperature"), magmoms=s.get("magmoms"))
+"""
+
+SOLIDXC_SCRIPT = SYSTEM_PREAMBLE + """
 print("fft", *system.fft_size, file=sys.stderr, flush=True)
 options = {"maxiter": s["maxiter"]} if s.get("maxiter") else {}
 start = time.perf_counter()
@@ -319,11 +323,7 @@ def run_solidxc(spec: dict, timeout: float = None) -> dict:
     return data
 
 
-BACKWARD_SCRIPT = """
-import json, sys, time, numpy as np, solidxc
-s = json.loads(sys.argv[1])
-system = solidxc.System(s["lattice"], s["atoms"], pseudo=s["pseudo"], ecut=s["ecut"], kpts=tuple(s["kpts"]),
-                        smearing=s.get("smearing"), temperature=s.get("temperature"), magmoms=s.get("magmoms"))
+BACKWARD_SCRIPT = SYSTEM_PREAMBLE + """
 
 def timed(fn):
     start = time.perf_counter()
@@ -362,11 +362,7 @@ def run_backward(spec: dict, repeats: int, progress: str = "") -> dict:
                 residual=runs[-1]["residual"])
 
 
-SPEEDUP_SCRIPT = """
-import json, sys, time, solidxc
-s = json.loads(sys.argv[1])
-system = solidxc.System(s["lattice"], s["atoms"], pseudo=s["pseudo"], ecut=s["ecut"], kpts=tuple(s["kpts"]),
-                        smearing=s.get("smearing"), temperature=s.get("temperature"), magmoms=s.get("magmoms"))
+SPEEDUP_SCRIPT = SYSTEM_PREAMBLE + """
 def run(threads):
     start = time.perf_counter()
     solidxc.scf(system, xc=s["xc"], tol=s["tol"], nbands=s["nband"], threads=threads)

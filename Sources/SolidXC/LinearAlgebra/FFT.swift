@@ -119,10 +119,15 @@ public final class FFTGrid {
         var result: [Int: [fftw_plan]] = [:]
         var failed = false
         // Made already (the usual case: every Hamiltonian block asks): no planner, no wisdom file.
-        let missing = FFTPlanning.withPlansLocked { lengths.contains { columnPlans[0][$0] == nil || columnPlans[1][$0] == nil } }
-        if !missing {
-            return FFTPlanning.withPlansLocked { Dictionary(uniqueKeysWithValues: lengths.map { ($0, [columnPlans[0][$0]!, columnPlans[1][$0]!]) }) }
+        let made: [Int: [fftw_plan]]? = FFTPlanning.withPlansLocked {
+            var found: [Int: [fftw_plan]] = [:]
+            for columns in lengths {
+                guard let f = columnPlans[0][columns], let b = columnPlans[1][columns] else { return nil }
+                found[columns] = [f, b]
+            }
+            return found
         }
+        if let made { return made }
         FFTPlanning.withPlanner {
             for columns in lengths.sorted() {
                 for sign in 0..<2 where columnPlans[sign][columns] == nil {

@@ -326,6 +326,7 @@ struct Chi0 {
     /// Solves (H - e_c) x_c = rhs_c on the complement of the computed bands, for every column c,
     /// by preconditioned conjugate gradients run in lockstep (one batched H application per step),
     /// from x = 0 or from `start` (projected onto the complement first; one more H application).
+    /// The work vectors are made once, before the iterations.
     private func sternheimer(h: HamiltonianBlock, psi: [Complex], npw: Int, nb: Int, kinetic: [Double], shifts: [Double],
                              rhs: [Complex], k: Int, spin: Int, tolerance: Double,
                              weights: [Double], start: [Complex]? = nil) throws -> (x: [Complex], worst: Double, iterations: Int) {
@@ -334,15 +335,13 @@ struct Chi0 {
         // stop at tolerance / f (at most 1e-2): partly filled states near the Fermi level,
         // the slowest to converge, need less.
         let columnTolerance = weights.map { min(max(tolerance, 1e-2), tolerance / max($0, 1e-300)) }
-        func project(_ v: inout [Complex], _ count: Int) {
-            // v <- v - Psi (Psi^H v)
-            var c = [Complex](repeating: .zero, count: nb * count)
-            psi.withUnsafeBufferPointer { a in v.withUnsafeBufferPointer { b in c.withUnsafeMutableBufferPointer { cp in
-                gemmAdjointA(a.baseAddress!, b.baseAddress!, m: npw, p: nb, q: count, cp.baseAddress!)
-            } } }
-            psi.withUnsafeBufferPointer { a in c.withUnsafeBufferPointer { cp in v.withUnsafeMutableBufferPointer { vp in
-                gemm(a.baseAddress!, cp.baseAddress!, m: npw, k: nb, n: count, vp.baseAddress!, alpha: Complex(-1, 0), beta: Complex(1, 0))
-            } } }
+        var coefficients = [Complex](repeating: .zero, count: nb * ncol)
+        // v <- v - Psi (Psi^H v), for `count` columns.
+        func project(_ v: UnsafeMutablePointer<Complex>, _ count: Int) {
+            psi.withUnsafeBufferPointer { a in coefficients.withUnsafeMutableBufferPointer { cp in
+                gemmAdjointA(a.baseAddress!, v, m: npw, p: nb, q: count, cp.baseAddress!)
+                gemm(a.baseAddress!, cp.baseAddress!, m: npw, k: nb, n: count, v, alpha: Complex(-1, 0), beta: Complex(1, 0))
+            } }
         }
         // Kinetic preconditioner 1/(T_G + shift). The shift only keeps it finite at k + G = 0: on
         // Si and Al any value from 0.01 to 0.2 Ha needs half the CG iterations of a shift equal
@@ -359,43 +358,55 @@ struct Chi0 {
             norms[c] = w.squareRoot()
         }
         var b = rhs
-        project(&b, ncol)
+        b.withUnsafeMutableBufferPointer { project($0.baseAddress!, ncol) }
         for c in 0..<ncol {
             var w = 0.0
             for g in 0..<npw { w += b[c * npw + g].norm2 }
             if w.squareRoot() <= columnTolerance[c] * norms[c] { norms[c] = 0 }
         }
         let inverseKinetic = kinetic.map { 1 / ($0 + shift) }
-        func precondition(_ r: [Complex], _ count: Int) -> [Complex] {
-            var z = r
-            for j in 0..<count {
-                for g in 0..<npw { z[j * npw + g] = inverseKinetic[g] * z[j * npw + g] }
+        // z <- Q P z in place, for `count` columns.
+        func precondition(_ z: UnsafeMutablePointer<Complex>, _ count: Int) {
+            inverseKinetic.withUnsafeBufferPointer { pk in
+                for j in 0..<count {
+                    let column = z + j * npw
+                    for g in 0..<npw { column[g] = pk[g] * column[g] }
+                }
             }
-            project(&z, count)
-            return z
+            project(z, count)
+        }
+        // out = Q (H - e_c) input for the columns `columns` (gathered in `input`, in that order).
+        func operate(_ input: UnsafeMutablePointer<Complex>, _ columns: [Int], into out: UnsafeMutablePointer<Complex>) {
+            h.apply(input, nvec: columns.count, into: out)
+            for (j, c) in columns.enumerated() {
+                let e = shifts[c]
+                for g in 0..<npw { out[j * npw + g] = out[j * npw + g] - e * input[j * npw + g] }
+            }
+            project(out, columns.count)
         }
         var x = [Complex](repeating: .zero, count: npw * ncol)
         var r = b
         var active = (0..<ncol).filter { norms[$0] > 0 }
+        // Gathered active columns of p, their images, and the residuals to precondition.
+        var gathered = [Complex](repeating: .zero, count: npw * ncol)
+        var image = [Complex](repeating: .zero, count: npw * ncol)
+        var work = [Complex](repeating: .zero, count: npw * ncol)
         // Columns already converged start (and stay) at x = 0.
         var residual = norms
         if var x0 = start {
             // r = b - Q (H - e) Q x0 for the columns still to solve; a column the start already
             // solves to its tolerance keeps it.
             for c in 0..<ncol where norms[c] == 0 { for g in 0..<npw { x0[c * npw + g] = .zero } }
-            project(&x0, ncol)
-            var ax = h.apply(x0, nvec: ncol)
-            for c in 0..<ncol {
-                let e = shifts[c]
-                for g in 0..<npw { ax[c * npw + g] = ax[c * npw + g] - e * x0[c * npw + g] }
+            x0.withUnsafeMutableBufferPointer { xp in
+                project(xp.baseAddress!, ncol)
+                image.withUnsafeMutableBufferPointer { operate(xp.baseAddress!, Array(0..<ncol), into: $0.baseAddress!) }
             }
-            project(&ax, ncol)
             x = x0
             var still: [Int] = []
             for c in active {
                 var norm = 0.0
                 for g in 0..<npw {
-                    r[c * npw + g] = b[c * npw + g] - ax[c * npw + g]
+                    r[c * npw + g] = b[c * npw + g] - image[c * npw + g]
                     norm += r[c * npw + g].norm2
                 }
                 residual[c] = norm.squareRoot()
@@ -403,57 +414,56 @@ struct Chi0 {
             }
             active = still
         }
-        var z = precondition(r, ncol)
-        var p = z
-        var rz = (0..<ncol).map { c in realDot(r, z, c, npw) }
+        var p = r
+        p.withUnsafeMutableBufferPointer { precondition($0.baseAddress!, ncol) }
+        var rz = (0..<ncol).map { c in realDot(r, p, c, npw) }
         var iteration = 0
         while !active.isEmpty && iteration < maxIterations {
             iteration += 1
-            // A p for the active columns.
-            var pa = [Complex](repeating: .zero, count: npw * active.count)
-            for (j, c) in active.enumerated() { for g in 0..<npw { pa[j * npw + g] = p[c * npw + g] } }
-            var ap = h.apply(pa, nvec: active.count)
-            for (j, c) in active.enumerated() {
-                let e = shifts[c]
-                for g in 0..<npw { ap[j * npw + g] = ap[j * npw + g] - e * pa[j * npw + g] }
-            }
-            project(&ap, active.count)
             var still: [Int] = []
-            var rActive = [Complex](repeating: .zero, count: npw * active.count)
-            for (j, c) in active.enumerated() {
-                var pap = 0.0
-                for g in 0..<npw { pap += pa[j * npw + g].re * ap[j * npw + g].re + pa[j * npw + g].im * ap[j * npw + g].im }
-                guard pap > 0, pap.isFinite else {
-                    throw SolidXCError.numerical(message: "response: the Sternheimer operator H - e is not positive on the unoccupied space at k-point \(k), spin \(spin) (computed bands too few? raise nbands)")
+            var failed = false
+            x.withUnsafeMutableBufferPointer { xb in r.withUnsafeMutableBufferPointer { rb in p.withUnsafeMutableBufferPointer { pb in
+            gathered.withUnsafeMutableBufferPointer { gb in image.withUnsafeMutableBufferPointer { ib in work.withUnsafeMutableBufferPointer { wb in
+                let xp = xb.baseAddress!, rp = rb.baseAddress!, pp = pb.baseAddress!
+                let pa = gb.baseAddress!, ap = ib.baseAddress!, z = wb.baseAddress!
+                // A p for the active columns.
+                for (j, c) in active.enumerated() { (pa + j * npw).update(from: pp + c * npw, count: npw) }
+                operate(pa, active, into: ap)
+                for (j, c) in active.enumerated() {
+                    var pap = 0.0
+                    for g in 0..<npw { pap += pa[j * npw + g].re * ap[j * npw + g].re + pa[j * npw + g].im * ap[j * npw + g].im }
+                    guard pap > 0, pap.isFinite else { failed = true; return }
+                    let alpha = rz[c] / pap
+                    var norm = 0.0
+                    for g in 0..<npw {
+                        let idx = c * npw + g
+                        xp[idx] += alpha * pp[idx]
+                        rp[idx] = rp[idx] - alpha * ap[j * npw + g]
+                        norm += rp[idx].norm2
+                    }
+                    residual[c] = norm.squareRoot()
+                    if residual[c] > columnTolerance[c] * norms[c] {
+                        (z + still.count * npw).update(from: rp + c * npw, count: npw)
+                        still.append(c)
+                    }
                 }
-                let alpha = rz[c] / pap
-                var norm = 0.0
-                for g in 0..<npw {
-                    let idx = c * npw + g
-                    x[idx] += alpha * p[idx]
-                    r[idx] = r[idx] - alpha * ap[j * npw + g]
-                    norm += r[idx].norm2
+                if still.isEmpty { return }
+                precondition(z, still.count)
+                for (j, c) in still.enumerated() {
+                    var rzNew = 0.0
+                    for g in 0..<npw { rzNew += rp[c * npw + g].re * z[j * npw + g].re + rp[c * npw + g].im * z[j * npw + g].im }
+                    let beta = rzNew / rz[c]
+                    rz[c] = rzNew
+                    for g in 0..<npw {
+                        let idx = c * npw + g
+                        pp[idx] = z[j * npw + g] + beta * pp[idx]
+                    }
                 }
-                residual[c] = norm.squareRoot()
-                if residual[c] > columnTolerance[c] * norms[c] {
-                    still.append(c)
-                    for g in 0..<npw { rActive[still.count * npw - npw + g] = r[c * npw + g] }
-                }
+            } } } } } }
+            guard !failed else {
+                throw SolidXCError.numerical(message: "response: the Sternheimer operator H - e is not positive on the unoccupied space at k-point \(k), spin \(spin) (computed bands too few? raise nbands)")
             }
             active = still
-            if active.isEmpty { break }
-            let zActive = precondition(Array(rActive[0..<(npw * active.count)]), active.count)
-            for (j, c) in active.enumerated() {
-                var rzNew = 0.0
-                for g in 0..<npw { rzNew += r[c * npw + g].re * zActive[j * npw + g].re + r[c * npw + g].im * zActive[j * npw + g].im }
-                let beta = rzNew / rz[c]
-                rz[c] = rzNew
-                for g in 0..<npw {
-                    let idx = c * npw + g
-                    z[idx] = zActive[j * npw + g]
-                    p[idx] = z[idx] + beta * p[idx]
-                }
-            }
         }
         var worst = 0.0
         for c in 0..<ncol where norms[c] > 0 { worst = max(worst, residual[c] / norms[c] * weights[c]) }

@@ -28,52 +28,50 @@ struct HamiltonianBlock {
 
     /// H X for X npw x nvec (column-major).
     func apply(_ x: [Complex], nvec: Int) -> [Complex] {
+        let count = basis.kpoints[k].count * nvec
+        return [Complex](unsafeUninitializedCapacity: count) { buffer, initialized in
+            x.withUnsafeBufferPointer { xp in apply(xp.baseAddress!, nvec: nvec, into: buffer.baseAddress!) }
+            initialized = count
+        }
+    }
+
+    /// H X into `output` (npw x nvec, every value written; distinct from `x`).
+    func apply(_ x: UnsafePointer<Complex>, nvec: Int, into output: UnsafeMutablePointer<Complex>) {
         let kb = basis.kpoints[k]
         let npw = kb.count
         let n = basis.gridCount
         let rp = real.pointer
         let scale = 1.0 / Double(n)
         // The local potential's part writes every coefficient, so the output is not zeroed first.
-        var out = [Complex](unsafeUninitializedCapacity: npw * nvec) { buffer, initialized in
-            x.withUnsafeBufferPointer { xp in
-                let op = buffer
-                if let sphere {
-                    for v in 0..<nvec {
-                        sphere.backward(xp.baseAddress! + v * npw, into: rp, workspace: workspace)
-                        for i in 0..<n {
-                            rp[i].re *= potential[i]
-                            rp[i].im *= potential[i]
-                        }
-                        sphere.forward(rp, into: op.baseAddress! + v * npw, scale: scale, workspace: workspace)
-                    }
-                } else {
-                    let box = workspace.box
-                    let bp = box.pointer
-                    kb.fftIndex.withUnsafeBufferPointer { idx in
-                        for v in 0..<nvec {
-                            box.zero()
-                            for g in 0..<npw { bp[Int(idx[g])] = xp[v * npw + g] }
-                            basis.fft.backward(box, into: real)
-                            for i in 0..<n {
-                                rp[i].re *= potential[i]
-                                rp[i].im *= potential[i]
-                            }
-                            basis.fft.forward(real, into: box)
-                            for g in 0..<npw { op[v * npw + g] = bp[Int(idx[g])] }
-                        }
-                    }
+        if let sphere {
+            for v in 0..<nvec {
+                sphere.backward(x + v * npw, into: rp, workspace: workspace)
+                for i in 0..<n {
+                    rp[i].re *= potential[i]
+                    rp[i].im *= potential[i]
                 }
+                sphere.forward(rp, into: output + v * npw, scale: scale, workspace: workspace)
             }
-            initialized = npw * nvec
-        }
-        x.withUnsafeBufferPointer { xp in
-            out.withUnsafeMutableBufferPointer { op in
-                for term in terms {
-                    term.applyOperator(k: k, spin: spin, input: xp.baseAddress!, output: op.baseAddress!, npw: npw, nvec: nvec)
+        } else {
+            let box = workspace.box
+            let bp = box.pointer
+            kb.fftIndex.withUnsafeBufferPointer { idx in
+                for v in 0..<nvec {
+                    box.zero()
+                    for g in 0..<npw { bp[Int(idx[g])] = x[v * npw + g] }
+                    basis.fft.backward(box, into: real)
+                    for i in 0..<n {
+                        rp[i].re *= potential[i]
+                        rp[i].im *= potential[i]
+                    }
+                    basis.fft.forward(real, into: box)
+                    for g in 0..<npw { output[v * npw + g] = bp[Int(idx[g])] }
                 }
             }
         }
-        return out
+        for term in terms {
+            term.applyOperator(k: k, spin: spin, input: x, output: output, npw: npw, nvec: nvec)
+        }
     }
 
     /// The dense matrix (npw x npw, column-major) for small bases and for tests.

@@ -53,8 +53,9 @@ protocol XCScalar {
 @inline(__always) private func libmLog(_ x: Double) -> Double { log(x) }
 @inline(__always) private func libmExp(_ x: Double) -> Double { exp(x) }
 @inline(__always) private func libmSqrt(_ x: Double) -> Double { x.squareRoot() }
-/// glibc's cbrt, except at exactly 1, where it returns exactly 1 too: (1 +- zeta)^(1/3) of every
-/// unpolarised point (four calls of the seven per PBE point) then costs a comparison.
+/// glibc's cbrt, except at exactly 1, where it returns exactly 1 too: (1 +- zeta)^(1/3) of an
+/// unpolarised point, in the components that do not skip the spin terms there (Slater, Teter93),
+/// then costs a comparison.
 @inline(__always) private func libmCbrt(_ x: Double) -> Double { x == 1 ? 1 : cbrt(x) }
 @inline(__always) private func libmAtan(_ x: Double) -> Double { atan(x) }
 
@@ -255,6 +256,11 @@ struct XCPoint<T: XCScalar> {
     var sigmaUpUp: T
     var sigmaUpDown: T
     var sigmaDownDown: T
+    /// The two spins are the same number (value and every derivative part): an unpolarised point.
+    /// Then zeta = 0 exactly, with no derivative, and the spin-interpolation terms are exact
+    /// zeros (f(0) = 0) and ones (phi(0) = 1) that a component may skip: the result is the same,
+    /// bit for bit, without the two extra PW92 fits and the cube roots of 1 +- zeta.
+    var unpolarised = false
 }
 
 /// One piece of a functional as libxc defines it (LDA_X, LDA_C_PW, GGA_C_PBE, ...): an energy
@@ -328,8 +334,11 @@ struct XCSpinPolarisation<T: XCScalar> {
     var zeta: T
     var onePlusZeta: T
     var oneMinusZeta: T
+    /// `XCPoint.unpolarised`.
+    var unpolarised: Bool
 
     @inline(__always) init(_ p: XCPoint<T>) {
+        unpolarised = p.unpolarised
         n = p.rhoUp + p.rhoDown
         zeta = (p.rhoUp - p.rhoDown) * n.reciprocal()
         onePlusZeta = 1 + zeta
@@ -434,6 +443,8 @@ struct PW92Correlation: XCComponent {
     @inline(__always) func energyPerParticle<T: XCScalar>(rs: T, spin s: XCSpinPolarisation<T>) -> T {
         let sqrtRs = rs.sqrt()
         let ec0 = paramagnetic(rs: rs, sqrtRs: sqrtRs)
+        // f(0) = 0 and zeta^4 = 0: the other terms add exact zeros.
+        if s.unpolarised { return ec0 }
         let ec1 = ferromagnetic(rs: rs, sqrtRs: sqrtRs)
         let alphaTerm = minusSpinStiffness(rs: rs, sqrtRs: sqrtRs) * (1 / fz20)
         let fz = s.fZeta
@@ -496,6 +507,8 @@ struct VWN5Correlation: XCComponent {
         let rs = XCSpinScaling.wignerSeitzRadius(s.n)
         let sqrtRs = rs.sqrt()
         let ecP = paramagnetic(rs: rs, sqrtRs: sqrtRs)
+        // f(0) = 0 and zeta^4 = 0: the other terms add exact zeros.
+        if s.unpolarised { return s.n * ecP }
         let ecF = ferromagnetic(rs: rs, sqrtRs: sqrtRs)
         let alpha = spinStiffness(rs: rs, sqrtRs: sqrtRs)
         let fz = s.fZeta
@@ -570,6 +583,15 @@ struct PBEExchange: XCComponent {
         let nInverse = n.reciprocal()
         let lda = -SlaterExchange.prefactor * n.cbrt() * n
         var sum = T(0)
+        if p.unpolarised {
+            // Both channels give the same number, with (1 + zeta)^(4/3) = 1 exactly.
+            if p.rhoUp.primal > densityThreshold {
+                let one = channel(rho: p.rhoUp, other: p.rhoDown, sigma: p.sigmaUpUp, nInverse: nInverse, kappa: kappa, mu: mu,
+                                  unpolarised: true)
+                sum = one + one
+            }
+            return lda * sum
+        }
         if p.rhoUp.primal > densityThreshold {
             sum = sum + channel(rho: p.rhoUp, other: p.rhoDown, sigma: p.sigmaUpUp, nInverse: nInverse, kappa: kappa, mu: mu)
         }
@@ -581,7 +603,12 @@ struct PBEExchange: XCComponent {
 
     /// (1 + zeta_s)^(4/3) F(s_s) for one spin channel, with libxc's clamp of zeta_s into
     /// [zeta_threshold - 1, 1 - zeta_threshold] (z_thr in libxc's util.mpl).
-    @inline(__always) func channel<T: XCScalar>(rho: T, other: T, sigma: T, nInverse: T, kappa: T, mu: T) -> T {
+    @inline(__always) func channel<T: XCScalar>(rho: T, other: T, sigma: T, nInverse: T, kappa: T, mu: T,
+                                               unpolarised: Bool = false) -> T {
+        let rho43 = rho.cbrt() * rho
+        let s2 = PBEExchange.reducedGradientFactor * sigma / rho43.squared()
+        let enhancement = 1 + kappa * (1 - kappa / (kappa + mu * s2))
+        if unpolarised { return enhancement }
         let zeta: T
         if 2 * rho.primal * nInverse.primal <= XCSpinScaling.zetaThreshold {
             zeta = T(XCSpinScaling.zetaThreshold - 1)
@@ -591,9 +618,6 @@ struct PBEExchange: XCComponent {
             zeta = (rho - other) * nInverse
         }
         let spinScaling = XCSpinScaling.pow43(onePlusZeta: 1 + zeta)
-        let rho43 = rho.cbrt() * rho
-        let s2 = PBEExchange.reducedGradientFactor * sigma / rho43.squared()
-        let enhancement = 1 + kappa * (1 - kappa / (kappa + mu * s2))
         return spinScaling * enhancement
     }
 }
@@ -634,7 +658,7 @@ struct PBECorrelation: XCComponent {
         let rs = XCSpinScaling.rsFactor * n13.reciprocal()
         let ec = pw92.energyPerParticle(rs: rs, spin: s)
         let gamma = PBECorrelation.gamma
-        let phi = s.phi
+        let phi = s.unpolarised ? T(1) : s.phi
         let phi2 = phi.squared()
         let gammaPhi3 = gamma * (phi2 * phi)
         let sigma = p.sigmaUpUp + 2 * p.sigmaUpDown + p.sigmaDownDown
@@ -754,7 +778,8 @@ enum XCEvaluation {
                 if n < threshold { continue }
                 let dn = b.drho?[i] ?? 0
                 let half = T.variable(0.5 * n, lane: 0, weight: 0.5, perturbation: 0.5 * dn)
-                var p = XCPoint(rhoUp: half, rhoDown: half, sigmaUpUp: T(0), sigmaUpDown: T(0), sigmaDownDown: T(0))
+                var p = XCPoint(rhoUp: half, rhoDown: half, sigmaUpUp: T(0), sigmaUpDown: T(0), sigmaDownDown: T(0),
+                                unpolarised: true)
                 if C.isGGA, let sigma = b.sigma {
                     // libxc raises sigma to sigma_threshold^2, as it raises rho to dens_threshold.
                     let s = sigmaFloor > sigma[i] ? sigmaFloor : sigma[i]

@@ -76,11 +76,6 @@ struct Chi0 {
         var fermiWeight: [Double]? = nil
     }
 
-    /// One worker's scratch space, reused across its blocks.
-    final class Scratch {
-        var phi: [Complex] = []
-    }
-
     init(state: ConvergedState, tolerance: Double, maxIterations: Int) {
         self.state = state
         self.tolerance = tolerance
@@ -144,13 +139,12 @@ struct Chi0 {
         var partials = [Partial](repeating: Partial(), count: jobs)
         let lock = Lock()
         let threads = max(1, min(state.scf.threads, jobs))
-        let scratches = (0..<threads).map { _ in Scratch() }  // one per worker, overwritten by each block
         state.potential.withUnsafeBufferPointer { vp in
-            parallelJobs(jobs, threads: threads) { [self] job, worker in
+            parallelJobs(jobs, threads: threads) { [self] job, _ in
                 var partial = Partial()
                 do {
                     partial = try applyBlock(job: job, dv: dv, potential: vp, smearing: smearing, spinFactor: spinFactor,
-                                             tolerance: tolerance, scratch: scratches[worker], keep: keep, start: start?[job])
+                                             tolerance: tolerance, keep: keep, start: start?[job])
                 } catch {
                     partial.error = error
                 }
@@ -183,7 +177,7 @@ struct Chi0 {
 
     /// One (spin, k) block's contribution, before the k weight and 1/Omega.
     private func applyBlock(job: Int, dv: [Double], potential: UnsafeBufferPointer<Double>, smearing: Smearing?,
-                            spinFactor: Double, tolerance: Double, scratch: Scratch, keep: Bool, start: [Complex]?) throws -> Partial {
+                            spinFactor: Double, tolerance: Double, keep: Bool, start: [Complex]?) throws -> Partial {
         let basis = state.basis
         let nk = basis.kpoints.count
         let n = basis.gridCount
@@ -263,18 +257,13 @@ struct Chi0 {
             sumFpDe += fp[col] * m[j * nb + col].re
         }
         for col in 0..<nb { sumFp += fp[col] }
-        // drho = sum_{n taking part} Re(psi_n^* sum_m psi_m B_mn) + sum_n 2 f_n Re(psi_n^* dpsi_n); Phi = Psi_R B.
-        var drho = [Double](repeating: 0, count: n)
-        if scratch.phi.count < n * q { scratch.phi = [Complex](repeating: .zero, count: n * q) }
+        // drho = sum_{n taking part} Re(psi_n^* chi_n) with chi_n = sum_m psi_m B_mn + 2 f_n dpsi_n
+        // (the second term for occupied n), formed on the sphere (Psi B: npw x nb x q) and taken to
+        // the grid with one FFT per band taking part.
+        var chi = [Complex](repeating: .zero, count: npw * max(q, 1))
         if q > 0 {
-            psiR.withUnsafeBufferPointer { a in b.withUnsafeBufferPointer { bp in scratch.phi.withUnsafeMutableBufferPointer { c in
-                gemm(a.baseAddress!, bp.baseAddress!, m: n, k: nb, n: q, c.baseAddress!)
-                drho.withUnsafeMutableBufferPointer { d in
-                    for (j, col) in taking.enumerated() {
-                        let orbital = a.baseAddress! + col * n, phi = UnsafePointer(c.baseAddress! + j * n)
-                        for i in 0..<n { d[i] += orbital[i].re * phi[i].re + orbital[i].im * phi[i].im }
-                    }
-                }
+            psi.withUnsafeBufferPointer { a in b.withUnsafeBufferPointer { bp in chi.withUnsafeMutableBufferPointer { c in
+                gemm(a.baseAddress!, bp.baseAddress!, m: npw, k: nb, n: q, c.baseAddress!)
             } } }
         }
         // Sternheimer for the occupied states.
@@ -296,14 +285,21 @@ struct Chi0 {
             worst = solved.worst
             iterations = solved.iterations
             if keep { kept = solved.x }
-            let dpsiR = basis.fft.makeBuffer()
-            let dp = dpsiR.pointer
-            solved.x.withUnsafeBufferPointer { xp in psiR.withUnsafeBufferPointer { rr in drho.withUnsafeMutableBufferPointer { d in
-                for (c, band) in occupied.enumerated() {
-                    sphere.backward(xp.baseAddress! + c * npw, into: dp, workspace: workspace)
-                    let f = 2 * occ[band]
+            for (c, band) in occupied.enumerated() {
+                let f = 2 * occ[band]
+                let to = slot[band] * npw
+                for g in 0..<npw { chi[to + g] = chi[to + g] + f * solved.x[c * npw + g] }
+            }
+        }
+        var drho = [Double](repeating: 0, count: n)
+        if q > 0 {
+            let chiR = basis.fft.makeBuffer()
+            let cr = chiR.pointer
+            chi.withUnsafeBufferPointer { cp in psiR.withUnsafeBufferPointer { rr in drho.withUnsafeMutableBufferPointer { d in
+                for (j, band) in taking.enumerated() {
+                    sphere.backward(cp.baseAddress! + j * npw, into: cr, workspace: workspace)
                     let orbital = rr.baseAddress! + band * n
-                    for i in 0..<n { d[i] += f * (orbital[i].re * dp[i].re + orbital[i].im * dp[i].im) }
+                    for i in 0..<n { d[i] += orbital[i].re * cr[i].re + orbital[i].im * cr[i].im }
                 }
             } } }
         }

@@ -54,7 +54,7 @@ protocol XCScalar {
 @inline(__always) private func libmExp(_ x: Double) -> Double { exp(x) }
 @inline(__always) private func libmSqrt(_ x: Double) -> Double { x.squareRoot() }
 /// glibc's cbrt, except at exactly 1, where it returns exactly 1 too: (1 +- zeta)^(1/3) of an
-/// unpolarised point, in the components that do not skip the spin terms there (Slater, Teter93),
+/// unpolarised point, in the components that do not skip the spin terms there (Slater exchange),
 /// then costs a comparison.
 @inline(__always) private func libmCbrt(_ x: Double) -> Double { x == 1 ? 1 : cbrt(x) }
 @inline(__always) private func libmAtan(_ x: Double) -> Double { atan(x) }
@@ -345,15 +345,17 @@ struct XCSpinPolarisation<T: XCScalar> {
         oneMinusZeta = 1 - zeta
     }
 
-    /// PW92's f(zeta) = ((1+z)^(4/3) + (1-z)^(4/3) - 2) / (2^(4/3) - 2).
+    /// PW92's f(zeta) = ((1+z)^(4/3) + (1-z)^(4/3) - 2) / (2^(4/3) - 2); exactly 0 unpolarised.
     @inline(__always) var fZeta: T {
+        if unpolarised { return T(0) }
         let sum = XCSpinScaling.pow43(onePlusZeta: onePlusZeta) + XCSpinScaling.pow43(onePlusZeta: oneMinusZeta)
         return (sum - 2) * XCSpinScaling.fZetaNormalisation
     }
 
-    /// PBE's phi(zeta) = ((1+z)^(2/3) + (1-z)^(2/3)) / 2.
+    /// PBE's phi(zeta) = ((1+z)^(2/3) + (1-z)^(2/3)) / 2; exactly 1 unpolarised.
     @inline(__always) var phi: T {
-        0.5 * (XCSpinScaling.pow23(onePlusZeta: onePlusZeta) + XCSpinScaling.pow23(onePlusZeta: oneMinusZeta))
+        if unpolarised { return T(1) }
+        return 0.5 * (XCSpinScaling.pow23(onePlusZeta: onePlusZeta) + XCSpinScaling.pow23(onePlusZeta: oneMinusZeta))
     }
 
     /// zeta^4
@@ -658,7 +660,7 @@ struct PBECorrelation: XCComponent {
         let rs = XCSpinScaling.rsFactor * n13.reciprocal()
         let ec = pw92.energyPerParticle(rs: rs, spin: s)
         let gamma = PBECorrelation.gamma
-        let phi = s.unpolarised ? T(1) : s.phi
+        let phi = s.phi
         let phi2 = phi.squared()
         let gammaPhi3 = gamma * (phi2 * phi)
         let sigma = p.sigmaUpUp + 2 * p.sigmaUpDown + p.sigmaDownDown

@@ -93,7 +93,10 @@ def _torch():
 
 #: Files the trainer writes in its output directory; their temporary files are ``NAME.tmp*``.
 OUTPUTS = ("checkpoint.pt", "checkpoint.prev.pt", "predictions.json", "results.md", "results.csv",
-           "training_curve.png", "parity.png")
+           "training_curve.png", "parity.png", "validation.png")
+#: ``--validation``: the factors t tried for the network's weight (a -> t a; t = 0 is the base, t = 1
+#: the trained functional); the one with the smallest validation loss is reported.
+SHRINK_FACTORS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
 
 class CheckpointError(Exception):
@@ -362,20 +365,33 @@ class Trainer:
     def __init__(self, entries: Sequence[Any], out: str, *, epochs: int = 5, learning_rate: float = 5e-3,
                  batch_size: int = 1, hidden: int = 10, seed: int = 0, threads: int | None = None,
                  tol: float = 1e-9, on_failure: str = "skip", progress: bool = True, network: str = "gradient",
-                 jobs: int = 1, dataset: str | None = None, targets: str = "auto", optimizer: str = "adam"):
+                 jobs: int = 1, dataset: str | None = None, targets: str = "auto", optimizer: str = "adam",
+                 validation: Sequence[str] = ()):
         torch = _torch()
         self.entries = list(entries)
-        self.train = [e for e in self.entries if e.split == "train"]
+        training = [e for e in self.entries if e.split == "train"]
+        validation = [str(name).strip() for name in validation if str(name).strip()]
+        names = [e.name for e in training]
+        unknown = [name for name in validation if name not in names]
+        if unknown:
+            raise SystemExit(f"solidxc train: --validation: {', '.join(map(repr, unknown))} is not the name of a "
+                             f"training entry (training entries: {', '.join(names)})")
+        #: Training entries the optimiser fits, and those it leaves out to choose the network's weight
+        #: (``--validation``; see ``choose_shrinkage``). Both are the dataset's training split.
+        self.train = [e for e in training if e.name not in validation]
+        self.validation = [e for e in training if e.name in validation]
         self.test = [e for e in self.entries if e.split != "train"]
-        if not self.train:
+        if not training:
             raise SystemExit("solidxc train: the dataset has no training entries (split: train)")
+        if not self.train:
+            raise SystemExit("solidxc train: --validation names every training entry; none is left to fit")
         if targets not in TARGETS:
             raise SystemExit(f"solidxc train: --targets must be one of {', '.join(TARGETS)}, got {targets!r}")
-        references = [pbe_reference(e) for e in self.train]
+        references = [pbe_reference(e) for e in self.train + self.validation]
         if targets == "auto":
             targets = "pseudo-corrected" if all(r is not None for r in references) else "experiment"
         elif targets == "pseudo-corrected" and any(r is None for r in references):
-            missing = [e.name for e, r in zip(self.train, references) if r is None]
+            missing = [e.name for e, r in zip(self.train + self.validation, references) if r is None]
             raise SystemExit(f"solidxc train: --targets pseudo-corrected needs pbe_reference_angstrom in every "
                              f"training entry; missing in {', '.join(missing)}")
         self.target_mode = targets
@@ -383,8 +399,8 @@ class Trainer:
             raise SystemExit(f"solidxc train: --optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
         #: How this run's epochs step (each epoch's record names its method; a run may switch).
         self.optimizer_kind = optimizer
-        #: Training targets by entry index in ``self.train`` (None: the label); set by ``prepare_targets``.
-        self.targets: list[float | None] = [None] * len(self.train)
+        #: Targets by entry index in ``self.train + self.validation`` (None: the label); set by ``prepare_targets``.
+        self.targets: list[float | None] = [None] * len(training)
         self.out = out
         self.epochs = epochs
         self.batch_size = max(1, batch_size)
@@ -408,10 +424,13 @@ class Trainer:
         self.resumed_from: str | None = None
         #: Set by ``check_last_step`` when the evaluation uses the parameters before the last step.
         self.rolled_back: dict | None = None
+        #: Set by ``choose_shrinkage``: the validation loss of each factor t and the one chosen.
+        self.shrinkage: dict | None = None
         #: What a checkpoint must have been written with to be resumed (--epochs may differ).
         self.settings = {"network": network, "hidden": hidden, "learning_rate": learning_rate, "batch_size": self.batch_size,
                          "seed": seed, "tol": tol, "targets": self.target_mode,
-                         "train_entries": _fingerprint(self.train, references=self.target_mode != "experiment")}
+                         "train_entries": _fingerprint(self.train, references=self.target_mode != "experiment"),
+                         "validation": sorted(e.name for e in self.validation)}
         self._continuing = False  # True once this run's lineage owns checkpoint.pt (resumed or saved)
         self._lock = self._acquire_lock()
         self._remove_temporaries()
@@ -521,15 +540,16 @@ class Trainer:
         if saved is None:  # written before checkpoints recorded their settings
             return
         # written before --network (DeepChem's NNPBE) or --targets (experiment) existed
-        saved = {"network": "nnpbe", "targets": "experiment", **saved}
-        options = {"targets": "--targets", "network": "--network", "hidden": "--hidden", "learning_rate": "--lr", "batch_size": "--batch-size", "seed": "--seed",
+        saved = {"network": "nnpbe", "targets": "experiment", "validation": [], **saved}
+        options = {"validation": "--validation", "targets": "--targets", "network": "--network", "hidden": "--hidden", "learning_rate": "--lr", "batch_size": "--batch-size", "seed": "--seed",
                    "tol": "the SCF tolerance", "train_entries": "the training entries"}
         for key, option in options.items():
             if key in saved and saved[key] != self.settings[key]:
                 if key == "train_entries":
                     detail = "the training entries of the dataset differ"
                 else:
-                    detail = f"{option} {saved[key]} there, {self.settings[key]} now"
+                    shown = [", ".join(v) or "none" if isinstance(v, list) else v for v in (saved[key], self.settings[key])]
+                    detail = f"{option} {shown[0]} there, {shown[1]} now"
                 raise CheckpointError(f"cannot resume from {path}: it was written by a run with other settings "
                                       f"({detail}); use the same settings, or pass --restart to start again")
 
@@ -543,7 +563,7 @@ class Trainer:
         pbe = self.predict("pbe")
         index = {id(e): i for i, e in enumerate(self.entries)}
         rows = []
-        for k, entry in enumerate(self.train):
+        for k, entry in enumerate(self.train + self.validation):
             p = pbe[index[id(entry)]]
             if not np.isfinite(p):
                 raise SystemExit(f"solidxc train: entry {entry.name!r}: its PBE scan failed, so its pseudo-corrected "
@@ -835,10 +855,10 @@ class Trainer:
         fkey, _ = self._functional(kind)
         return [f"{fkey}|{_fingerprint([e], references=False)}|tol={self.settings['tol']:g}" for e in entries]
 
-    def predict(self, kind: str, split: str | None = None) -> list[float]:
+    def predict(self, kind: str, split: str | None = None, only: Sequence[Any] | None = None) -> list[float]:
         """Every entry's prediction with PBE (``kind="pbe"``) or the trained functional, held-out entries
-        first (with ``split``, only that split's entries are computed; the others are nan unless
-        cached). Each finished entry is stored at once in ``predictions.json`` (keyed by the functional's
+        first (with ``split``, only that split's entries are computed, and with ``only``, only those
+        entries; the others are nan unless cached). Each finished entry is stored at once in ``predictions.json`` (keyed by the functional's
         parameters, the entry's definition and the SCF tolerance), so an interrupted evaluation resumes
         where it stopped and PBE is computed once per dataset. With ``jobs`` > 1 the entries run in that
         many worker processes (one SCF thread each unless --threads is given)."""
@@ -846,8 +866,10 @@ class Trainer:
         label = "PBE" if kind == "pbe" else "trained"
         keys = self._prediction_keys(kind, self.entries)
         cache = self._read_cache()
+        chosen = None if only is None else {id(e) for e in only}
         todo = [i for i, key in enumerate(keys) if not isinstance(cache.get(key), (int, float))
-                and (split is None or self.entries[i].split == split)]
+                and (split is None or self.entries[i].split == split)
+                and (chosen is None or id(self.entries[i]) in chosen)]
         todo.sort(key=lambda i: self.entries[i].split == "train")  # held-out first: the numbers that matter
         done = len(keys) - len(todo)
         bar = self._bar(len(todo), label)
@@ -889,8 +911,9 @@ class Trainer:
         if not last or last.get("method") != "gauss-newton" or last.get("lambda") is None or "parameters" not in last:
             return False
         self.model.eval()
-        values = self.predict("trained", split="train")
-        names, _, losses, _ = self._terms([(v, None, None) for e, v in zip(self.entries, values) if e.split == "train"])
+        values = self.predict("trained", only=self.train)
+        index = {id(e): i for i, e in enumerate(self.entries)}
+        names, _, losses, _ = self._terms([(values[index[id(e)]], None, None) for e in self.train])
         if not self._raised(last, names, losses):
             return False
         after = float(np.mean(losses))
@@ -902,6 +925,56 @@ class Trainer:
               f"{after:.6g}); evaluating the parameters it started from", flush=True)
         return True
 
+    def choose_shrinkage(self) -> float | None:
+        """With ``--validation``: the network's weight a is scaled by the factor t of ``SHRINK_FACTORS``
+        whose functional, PBE + t a NN, has the smallest loss on the validation entries (the training
+        loss's terms and targets, on entries the optimiser did not fit; t = 0 is PBE itself, so a
+        network that does not generalise to them is switched off). Ties go to the smaller t. Like
+        stopping early on a validation set, but along the line from the base to the trained
+        functional, which one Adam epoch or one Gauss-Newton step cannot be stopped on. The factor is
+        applied to the model (not to the checkpoint, which keeps the trained a). Only the training
+        split decides; the held-out entries are not computed here. Returns t (None without validation
+        entries)."""
+        if not self.validation:
+            return None
+        torch = _torch()
+        self.model.eval()
+        weight = self.model.hybridxc.aweight
+        trained = float(weight.detach())
+        index = {id(e): i for i, e in enumerate(self.entries)}
+        offset = len(self.train)
+        pbe = self.predict("pbe", only=self.validation)
+        losses, errors = [], []
+        for t in SHRINK_FACTORS:
+            with torch.no_grad():
+                weight.fill_(t * trained)
+            values = pbe if t == 0 else self.predict("trained", only=self.validation)
+            terms = []
+            for k, entry in enumerate(self.validation):
+                value = values[index[id(entry)]]
+                target = self.targets[offset + k]
+                target = float(np.asarray(entry.label()).reshape(-1)[0]) if target is None else target
+                terms.append((self._residual_scale(entry) * (value - target)) ** 2 if np.isfinite(value) else np.nan)
+            losses.append(float(np.mean(terms)) if np.isfinite(terms).all() else float("nan"))
+            errors.append(terms)
+            print(f"solidxc train: validation, a = {t:g} x {trained:.5f}: loss {losses[-1]:.6g}", flush=True)
+        if not np.isfinite(losses).any():
+            raise SystemExit("solidxc train: --validation: every validation entry failed at every factor; "
+                             "nothing to choose from")
+        best = int(np.nanargmin(losses))
+        with torch.no_grad():
+            weight.fill_(SHRINK_FACTORS[best] * trained)
+        self.shrinkage = {"factors": list(SHRINK_FACTORS), "losses": losses, "terms": errors,
+                          "entries": [e.name for e in self.validation], "chosen": SHRINK_FACTORS[best],
+                          "trained_aweight": trained}
+        print(f"solidxc train: validation chose a = {SHRINK_FACTORS[best]:g} x {trained:.5f} "
+              f"(loss {losses[best]:.6g}; PBE {losses[0]:.6g}, trained {losses[-1]:.6g})", flush=True)
+        return SHRINK_FACTORS[best]
+
+    def _split(self, entry: Any) -> str:
+        """The split a result row names: ``validation`` for the training entries left out of the fit."""
+        return "validation" if any(entry is e for e in self.validation) else entry.split
+
     def report(self) -> str:
         self.model.eval()
         pbe = self.predict("pbe")
@@ -911,7 +984,7 @@ class Trainer:
             y = float(entry.label().reshape(-1)[0])
             lattice = entry.entry_type == "lattice"
             scale = BOHR_IN_ANGSTROM if lattice else 1.0
-            rows.append({"name": entry.name, "split": entry.split, "type": entry.entry_type,
+            rows.append({"name": entry.name, "split": self._split(entry), "type": entry.entry_type,
                          "unit": "angstrom" if lattice else "atomic",
                          "experiment": y * scale, "pbe": p * scale, "trained": t * scale,
                          "pbe_error_percent": 100 * (p - y) / y if y else float("nan"),
@@ -929,7 +1002,7 @@ class Trainer:
     def _target_error(self, row: dict, key: str) -> float:
         """Error (%) of ``row[key]`` ("pbe" or "trained") against the entry's training target,
         relative to experiment; for an entry without a corrected target, against experiment."""
-        target = next((t for e, t in zip(self.train, self.targets) if e.name == row["name"]), None)
+        target = next((t for e, t in zip(self.train + self.validation, self.targets) if e.name == row["name"]), None)
         if target is None or row["type"] != "lattice":
             return row[f"{key}_error_percent"]
         y = row["experiment"] / BOHR_IN_ANGSTROM
@@ -946,18 +1019,32 @@ class Trainer:
             lines.append(f"| {r['name']} | {r['split']} | {r['type']} | {r['experiment']:.4f} | {r['pbe']:.4f} | "
                          f"{r['trained']:.4f} | {r['pbe_error_percent']:+.3f} | {r['trained_error_percent']:+.3f} |")
         lines.append("")
-        for split in ("train", "test"):
-            chosen = [r for r in rows if r["split"] == split and r["type"] == "lattice"]
+        groups = [("train", ("train",)), ("validation", ("validation",)), ("test", ("test",))]
+        if self.validation:
+            groups.insert(2, ("training split (train + validation)", ("train", "validation")))
+        for label, splits in groups:
+            chosen = [r for r in rows if r["split"] in splits and r["type"] == "lattice"]
             if chosen:
                 mae = lambda key: np.nanmean([abs(r[key]) for r in chosen])
-                lines.append(f"- {split}: mean absolute error of the lattice constants, PBE {mae('pbe_error_percent'):.3f} %, "
+                lines.append(f"- {label}: mean absolute error of the lattice constants, PBE {mae('pbe_error_percent'):.3f} %, "
                              f"trained {mae('trained_error_percent'):.3f} % ({len(chosen)} solids)")
         if self.target_mode == "pseudo-corrected":
-            chosen = [r for r in rows if r["split"] == "train" and r["type"] == "lattice"]
-            mae = lambda key: np.nanmean([abs(self._target_error(r, key)) for r in chosen])
-            lines.append(f"- train, against the training targets (experiment + our PBE − the entry's "
-                         f"pbe_reference_angstrom): PBE {mae('pbe'):.3f} %, trained {mae('trained'):.3f} %")
+            for label, splits in groups[:3 if self.validation else 1]:
+                chosen = [r for r in rows if r["split"] in splits and r["type"] == "lattice"]
+                mae = lambda key: np.nanmean([abs(self._target_error(r, key)) for r in chosen])
+                lines.append(f"- {label}, against the training targets (experiment + our PBE − the entry's "
+                             f"pbe_reference_angstrom): PBE {mae('pbe'):.3f} %, trained {mae('trained'):.3f} %")
         lines.append("")
+        if self.shrinkage:
+            shrink = self.shrinkage
+            lines.append(f"Validation ({', '.join(shrink['entries'])}, not fitted): the network's weight a = "
+                         f"{shrink['trained_aweight']:.5f} after training was scaled by t = {shrink['chosen']:g}, the "
+                         "factor with the smallest validation loss (mean squared % error against the targets):")
+            lines.append("")
+            lines.append("| t | " + " | ".join(f"{t:g}" for t in shrink["factors"]) + " |")
+            lines.append("|---|" + "---|" * len(shrink["factors"]))
+            lines.append("| validation loss | " + " | ".join(f"{v:.4g}" for v in shrink["losses"]) + " |")
+            lines.append("")
         methods = [h.get("method", "adam") for h in self.history]
         if "gauss-newton" in methods:
             lines.append("Epochs: " + ", ".join(f"{h['epoch']} {h.get('method', 'adam')}" + (
@@ -1049,11 +1136,12 @@ class Trainer:
             fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4.5))
             exp = np.array([r["experiment"] for r in lattice])
             for key, marker, colour, label in (("pbe", "s", "C0", "PBE"), ("trained", "o", "C1", "trained")):
-                for split, fill in (("train", True), ("test", False)):
+                for split, fill in (("train", 1.0), ("validation", 0.35), ("test", 0.0)):
                     sel = [i for i, r in enumerate(lattice) if r["split"] == split]
                     if sel:
+                        face = matplotlib.colors.to_rgba(colour, fill) if fill else "none"
                         ax.scatter(exp[sel], [lattice[i][key] for i in sel], marker=marker, edgecolors=colour,
-                                   facecolors=colour if fill else "none", label=f"{label}, {split}")
+                                   facecolors=face, label=f"{label}, {split}")
             lo, hi = exp.min() * 0.97, exp.max() * 1.03
             ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
             ax.set_xlabel("experiment a0 (Å)")
@@ -1064,13 +1152,35 @@ class Trainer:
             bx.bar(x - 0.2, [r["pbe_error_percent"] for r in lattice], 0.4, color="C0", label="PBE")
             bx.bar(x + 0.2, [r["trained_error_percent"] for r in lattice], 0.4, color="C1", label="trained")
             bx.axhline(0, color="k", lw=0.8)
-            bx.set_xticks(x, [r["name"] + ("*" if r["split"] != "train" else "") for r in lattice], rotation=60, fontsize=8)
+            marks = {"train": "", "validation": "†", "test": "*"}
+            bx.set_xticks(x, [r["name"] + marks.get(r["split"], "*") for r in lattice], rotation=60, fontsize=8)
             bx.set_ylabel("error against experiment (%)")
-            bx.set_title("Errors (* held out)")
+            bx.set_title("Errors (* held out" + (", † validation)" if self.validation else ")"))
             bx.legend(fontsize=8)
             fig.tight_layout()
             _atomic_write(os.path.join(self.out, "parity.png"), lambda f: fig.savefig(f, format="png", dpi=120))
             plt.close(fig)
+        if self.shrinkage:
+            self._validation_plot(plt)
+
+    def _validation_plot(self, plt: Any) -> None:
+        """``validation.png``: the validation loss, and each validation entry's loss term, against the
+        factor t of the network's weight (t = 0: PBE; t = 1: as trained), with the chosen t marked."""
+        shrink = self.shrinkage
+        factors = shrink["factors"]
+        fig, ax = plt.subplots(figsize=(6, 4))
+        terms = np.array(shrink["terms"], dtype=float)
+        for k, name in enumerate(shrink["entries"]):
+            ax.plot(factors, terms[:, k], ".-", lw=0.8, alpha=0.6, label=name)
+        ax.plot(factors, shrink["losses"], "o-", color="k", lw=2, label="validation loss (mean)")
+        ax.axvline(shrink["chosen"], color="C3", ls="--", lw=1, label=f"chosen t = {shrink['chosen']:g}")
+        ax.set_xlabel("t (the network's weight a = t x its trained value; t = 0 is PBE)")
+        ax.set_ylabel("loss (% error squared)")
+        ax.set_title("Choosing the network's weight on the validation solids")
+        ax.legend(fontsize=7, ncol=2)
+        fig.tight_layout()
+        _atomic_write(os.path.join(self.out, "validation.png"), lambda f: fig.savefig(f, format="png", dpi=120))
+        plt.close(fig)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -1079,17 +1189,21 @@ def main(args: argparse.Namespace) -> int:
     trainer = Trainer(entries, args.out, epochs=args.epochs, learning_rate=args.lr, batch_size=args.batch_size,
                       hidden=args.hidden, seed=args.seed, threads=args.threads, progress=not args.no_progress,
                       on_failure="raise" if args.strict else "skip", network=args.network, jobs=args.jobs,
-                      dataset=args.dataset, targets=args.targets, optimizer=args.optimizer)
+                      dataset=args.dataset, targets=args.targets, optimizer=args.optimizer,
+                      validation=[name for name in (args.validation or "").split(",") if name.strip()])
     if not args.restart and trainer.resume():
         print(f"solidxc train: resuming from {trainer.resumed_from} after epoch {trainer.start_epoch}", flush=True)
-    print(f"solidxc train: {len(trainer.train)} training and {len(trainer.test)} held-out entries, "
+    print(f"solidxc train: {len(trainer.train)} training, {len(trainer.validation)} validation and "
+          f"{len(trainer.test)} held-out entries, "
           f"{args.epochs} epochs, targets: {trainer.target_mode}, output in {args.out}", flush=True)
     trainer.prepare_targets()
     trainer.fit()
     trainer.check_last_step()
+    trainer.choose_shrinkage()
     text = trainer.report()
     print(text)
-    print(f"solidxc train: wrote {os.path.join(args.out, 'results.md')}, results.csv, training_curve.png, parity.png")
+    print(f"solidxc train: wrote {os.path.join(args.out, 'results.md')}, results.csv, training_curve.png, parity.png"
+          + (", validation.png" if trainer.shrinkage else ""))
     return 0
 
 
@@ -1115,6 +1229,10 @@ def add_parser(sub: Any) -> None:
                         "pbe_reference_angstrom), which removes the pseudopotential's error from what the network "
                         "learns (PBE is then computed before training); auto (default): pseudo-corrected if every "
                         "training entry has a reference")
+    p.add_argument("--validation", default=None, metavar="NAMES",
+                   help="comma-separated training entries to leave out of the fit; after the epochs, the network's "
+                        "weight a is scaled by the factor t in " + ", ".join(f"{t:g}" for t in SHRINK_FACTORS)
+                        + " with the smallest loss on them (t = 0 is PBE), like stopping early on a validation set")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="threads over k-points (default: one per core)")
     p.add_argument("--jobs", type=int, default=1,

@@ -28,6 +28,13 @@ dataset's training entries and reports lattice constants on the training and hel
   gradient pass; and the final evaluation itself checks a last step on the training entries first
   and, if it raised the training loss, reports the parameters it started from (the checkpoint
   keeps the step, so a longer run undoes and re-takes it). Only the training set decides.
+- Validation (``--validation NAMES``): those training entries are left out of the fit. After the
+  epochs, the network's weight a is scaled by the factor t of ``SHRINK_FACTORS`` (0, 0.2, ..., 1)
+  with the smallest loss on them (the training loss's terms and targets; t = 0 is PBE), and the
+  results are reported for that functional, with ``validation.png``. This is stopping early on a
+  validation set, along the line from PBE to the trained functional: a trained network that does
+  not carry over to solids it was not fitted on is scaled down or switched off. The held-out
+  entries play no part in it.
 - Every epoch ends with a checkpoint (``checkpoint.pt``) holding the model, optimizer, RNG
   states, failure counters, history and the run's settings; a restart resumes from it and
   continues the loss curve. A run killed at any moment (even with SIGKILL) resumes from its last

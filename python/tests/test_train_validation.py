@@ -214,3 +214,31 @@ def test_no_network_weight_is_pbe(tmp_path):
         trainer.model.hybridxc.aweight.fill_(0.5)
     moved, error = _predict_entry(si, trainer.model.hybridxc, options)
     assert error is None and abs(moved - pbe) > 1e-4
+
+
+@pytest.mark.fast
+def test_cli_run_with_validation_reports_the_chosen_factor(tmp_path):
+    """``solidxc train --validation Al`` end to end on two small crystals (real SCFs): the run fits Si
+    only, scans the factors on Al, and the report's validation losses are Al's squared % errors
+    against experiment at the reported lattice constants."""
+    from test_resume import _train
+    data = copy.deepcopy(DATASET)
+    path = tmp_path / "d.yaml"
+    path.write_text(yaml.safe_dump(data))
+    out = tmp_path / "run"
+    done = _train(path, out, 1, "--validation", "Al", "--targets", "experiment")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "1 training, 1 validation and 0 held-out entries" in done.stdout
+    assert "solidxc train: validation chose a = " in done.stdout
+    text = (out / "results.md").read_text()
+    assert "| Al | validation | lattice |" in text
+    table = [line for line in text.splitlines() if line.startswith("| validation loss |")]
+    assert len(table) == 1
+    losses = [float(x) for x in table[0].strip("| ").split("|")[1:]]
+    chosen = float(text.split("was scaled by t = ")[1].split(",")[0])
+    from solidxc.train import SHRINK_FACTORS
+    assert chosen == SHRINK_FACTORS[int(np.argmin(losses))]
+    row = next(r for r in (out / "results.csv").read_text().splitlines() if r.startswith("Al,"))
+    trained_error = float(row.split(",")[-1])
+    assert trained_error ** 2 == pytest.approx(min(losses), rel=2e-3)  # 4 significant digits in the table
+    assert (out / "validation.png").exists()

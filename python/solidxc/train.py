@@ -862,10 +862,10 @@ class Trainer:
         fkey, _ = self._functional(kind)
         return [f"{fkey}|{_fingerprint([e], references=False)}|tol={self.settings['tol']:g}" for e in entries]
 
-    def predict(self, kind: str, split: str | None = None, only: Sequence[Any] | None = None) -> list[float]:
+    def predict(self, kind: str, only: Sequence[Any] | None = None) -> list[float]:
         """Every entry's prediction with PBE (``kind="pbe"``) or the trained functional, held-out entries
-        first (with ``split``, only that split's entries are computed, and with ``only``, only those
-        entries; the others are nan unless cached). Each finished entry is stored at once in ``predictions.json`` (keyed by the functional's
+        first (with ``only``, only those entries are computed; the others are nan unless cached). Each
+        finished entry is stored at once in ``predictions.json`` (keyed by the functional's
         parameters, the entry's definition and the SCF tolerance), so an interrupted evaluation resumes
         where it stopped and PBE is computed once per dataset. With ``jobs`` > 1 the entries run in that
         many worker processes (one SCF thread each unless --threads is given)."""
@@ -875,7 +875,6 @@ class Trainer:
         cache = self._read_cache()
         chosen = None if only is None else {id(e) for e in only}
         todo = [i for i, key in enumerate(keys) if not isinstance(cache.get(key), (int, float))
-                and (split is None or self.entries[i].split == split)
                 and (chosen is None or id(self.entries[i]) in chosen)]
         todo.sort(key=lambda i: self.entries[i].split == "train")  # held-out first: the numbers that matter
         done = len(keys) - len(todo)

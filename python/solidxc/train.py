@@ -1120,13 +1120,14 @@ class Trainer:
             if 2 <= window < len(batch_losses):
                 running = np.convolve(batch_losses, np.ones(window) / window, mode="valid")
                 ax.plot(steps[window - 1:], running, "-", color="k", lw=1.5, label=f"mean of the last {window} steps")
-            # The training loss the evaluation found after the last step (every training entry,
+            # The training loss the evaluation found after the last step (every fitted training entry,
             # against the training targets): what the epoch means above cannot show.
             final = [self._target_error(r, "trained") ** 2 for r in rows
                      if r["split"] == "train" and r["type"] == "lattice" and np.isfinite(r["trained_error_percent"])]
             if final:
-                ax.plot([len(steps) + 1], [np.mean(final)], "*", color="C2", ms=12,
-                        label="after the last step (final evaluation)")
+                label = ("after the last step (final evaluation)" if not self.shrinkage else
+                         f"reported functional, a scaled by t = {self.shrinkage['chosen']:g} (final evaluation)")
+                ax.plot([len(steps) + 1], [np.mean(final)], "*", color="C2", ms=12, label=label)
             ax.legend(fontsize=8)
         else:  # checkpoints written before batch losses were kept
             ax.plot([h["epoch"] for h in self.history], [h["loss"] for h in self.history], "o-")

@@ -387,6 +387,8 @@ class Trainer:
         #: (``--validation``; see ``choose_shrinkage``). Both are the dataset's training split.
         self.train = [e for e in training if e.name not in validation]
         self.validation = [e for e in training if e.name in validation]
+        #: The whole training split, fitted entries first: ``self.targets`` is in this order.
+        self.training = self.train + self.validation
         self.test = [e for e in self.entries if e.split != "train"]
         if not training:
             raise SystemExit("solidxc train: the dataset has no training entries (split: train)")
@@ -394,11 +396,11 @@ class Trainer:
             raise SystemExit("solidxc train: --validation names every training entry; none is left to fit")
         if targets not in TARGETS:
             raise SystemExit(f"solidxc train: --targets must be one of {', '.join(TARGETS)}, got {targets!r}")
-        references = [pbe_reference(e) for e in self.train + self.validation]
+        references = [pbe_reference(e) for e in self.training]
         if targets == "auto":
             targets = "pseudo-corrected" if all(r is not None for r in references) else "experiment"
         elif targets == "pseudo-corrected" and any(r is None for r in references):
-            missing = [e.name for e, r in zip(self.train + self.validation, references) if r is None]
+            missing = [e.name for e, r in zip(self.training, references) if r is None]
             raise SystemExit(f"solidxc train: --targets pseudo-corrected needs pbe_reference_angstrom in every "
                              f"training entry; missing in {', '.join(missing)}")
         self.target_mode = targets
@@ -406,7 +408,7 @@ class Trainer:
             raise SystemExit(f"solidxc train: --optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
         #: How this run's epochs step (each epoch's record names its method; a run may switch).
         self.optimizer_kind = optimizer
-        #: Targets by entry index in ``self.train + self.validation`` (None: the label); set by ``prepare_targets``.
+        #: Targets by entry index in ``self.training`` (None: the label); set by ``prepare_targets``.
         self.targets: list[float | None] = [None] * len(training)
         self.out = out
         self.epochs = epochs
@@ -570,7 +572,7 @@ class Trainer:
         pbe = self.predict("pbe")
         index = {id(e): i for i, e in enumerate(self.entries)}
         rows = []
-        for k, entry in enumerate(self.train + self.validation):
+        for k, entry in enumerate(self.training):
             p = pbe[index[id(entry)]]
             if not np.isfinite(p):
                 raise SystemExit(f"solidxc train: entry {entry.name!r}: its PBE scan failed, so its pseudo-corrected "
@@ -699,6 +701,12 @@ class Trainer:
                 p.copy_(torch.from_numpy(np.asarray(vector[offset:offset + size], dtype=float).reshape(p.shape)))
                 offset += size
 
+    def _residual(self, k: int, value: float) -> float:
+        """The loss residual of ``self.training[k]``'s prediction ``value`` (its loss term squared)."""
+        entry = self.training[k]
+        target = self.targets[k] if self.targets[k] is not None else float(np.asarray(entry.label()).reshape(-1)[0])
+        return self._residual_scale(entry) * (value - target)
+
     def _terms(self, results: Sequence[tuple]) -> tuple[list, list, list, list]:
         """(names, residuals, loss terms, Jacobian rows) of the training entries that succeeded in
         ``results`` ((prediction, gradient or None, error) per training entry)."""
@@ -706,10 +714,8 @@ class Trainer:
         for k, (entry, (value, grad, error)) in enumerate(zip(self.train, results)):
             if error is not None or not np.isfinite(value):
                 continue
-            target = self.targets[k] if self.targets[k] is not None else float(np.asarray(entry.label()).reshape(-1)[0])
-            scale = self._residual_scale(entry)
-            residuals.append(scale * (value - target))
-            rows.append(None if grad is None else scale * grad)
+            residuals.append(self._residual(k, value))
+            rows.append(None if grad is None else self._residual_scale(entry) * grad)
             names.append([entry.name])
             losses.append(residuals[-1] ** 2)
         return names, residuals, losses, rows
@@ -948,7 +954,6 @@ class Trainer:
         weight = self.model.hybridxc.aweight
         trained = float(weight.detach())
         index = {id(e): i for i, e in enumerate(self.entries)}
-        offset = len(self.train)
         pbe = self.predict("pbe", only=self.validation)
         losses, errors = [], []
         for t in SHRINK_FACTORS:
@@ -956,11 +961,9 @@ class Trainer:
                 weight.fill_(t * trained)
             values = pbe if t == 0 else self.predict("trained", only=self.validation)
             terms = []
-            for k, entry in enumerate(self.validation):
+            for k, entry in enumerate(self.validation, start=len(self.train)):
                 value = values[index[id(entry)]]
-                target = self.targets[offset + k]
-                target = float(np.asarray(entry.label()).reshape(-1)[0]) if target is None else target
-                terms.append((self._residual_scale(entry) * (value - target)) ** 2 if np.isfinite(value) else np.nan)
+                terms.append(self._residual(k, value) ** 2 if np.isfinite(value) else np.nan)
             losses.append(float(np.mean(terms)) if np.isfinite(terms).all() else float("nan"))
             errors.append(terms)
             print(f"solidxc train: validation, a = {t:g} x {trained:.5f}: loss {losses[-1]:.6g}", flush=True)
@@ -1008,7 +1011,7 @@ class Trainer:
     def _target_error(self, row: dict, key: str) -> float:
         """Error (%) of ``row[key]`` ("pbe" or "trained") against the entry's training target,
         relative to experiment; for an entry without a corrected target, against experiment."""
-        target = next((t for e, t in zip(self.train + self.validation, self.targets) if e.name == row["name"]), None)
+        target = next((t for e, t in zip(self.training, self.targets) if e.name == row["name"]), None)
         if target is None or row["type"] != "lattice":
             return row[f"{key}_error_percent"]
         y = row["experiment"] / BOHR_IN_ANGSTROM
